@@ -1,0 +1,160 @@
+//! The [`Graph`](super::Graph) response future.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::StatusCode;
+use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+
+use super::decode::decode;
+use crate::error::Error;
+use crate::meta::ResponseMeta;
+use crate::operation::Succeeded;
+use crate::response::Response;
+
+pin_project! {
+    /// Sends the request, reads the answer with a size cap and decodes it.
+    pub struct ResponseFuture<F, B, T> {
+        #[pin]
+        state: State<F, B>,
+        limit: usize,
+        _output: PhantomData<fn() -> T>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Failed { error: Option<Error> },
+        Calling { #[pin] fut: F },
+        Reading {
+            #[pin]
+            body: B,
+            buf: Vec<u8>,
+            status: StatusCode,
+            meta: Option<ResponseMeta>,
+        },
+    }
+}
+
+impl<F, B, T> ResponseFuture<F, B, T> {
+    pub(crate) fn new(fut: F, limit: usize) -> Self {
+        Self {
+            state: State::Calling { fut },
+            limit,
+            _output: PhantomData,
+        }
+    }
+
+    pub(crate) fn failed(error: Error) -> Self {
+        Self {
+            state: State::Failed { error: Some(error) },
+            limit: 0,
+            _output: PhantomData,
+        }
+    }
+}
+
+impl<F, B, T> std::fmt::Debug for ResponseFuture<F, B, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("graph::ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E, B, T> Future for ResponseFuture<F, B, T>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<Error>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: DeserializeOwned + Succeeded,
+{
+    type Output = Result<Response<T>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Failed { error } => {
+                    let e = error.take().unwrap_or_else(|| {
+                        Error::invalid_input("graph::ResponseFuture polled after completion")
+                    });
+                    return Poll::Ready(Err(e));
+                }
+                StateProj::Calling { fut } => {
+                    let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    let (parts, body) = res.into_parts();
+                    let meta = ResponseMeta::from_headers(&parts.headers, SystemTime::now());
+                    let declared = http_body::Body::size_hint(&body).lower();
+                    if declared > *this.limit as u64 {
+                        // Refuse before reading: the length alone says it is too large.
+                        return Poll::Ready(Err(oversized(parts.status, *this.limit, meta)));
+                    }
+                    this.state.set(State::Reading {
+                        body,
+                        buf: Vec::new(),
+                        status: parts.status,
+                        meta: Some(meta),
+                    });
+                }
+                StateProj::Reading {
+                    mut body,
+                    buf,
+                    status,
+                    meta,
+                } => {
+                    // Read frame by frame so an oversized answer stops at the cap.
+                    let result = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            None => break Ok(()),
+                            Some(Ok(frame)) => {
+                                if let Some(data) = frame.data_ref() {
+                                    if buf.len() + data.len() > *this.limit {
+                                        break Err(None);
+                                    }
+                                    buf.extend_from_slice(data);
+                                }
+                            }
+                            Some(Err(e)) => {
+                                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                                break Err(Some(e));
+                            }
+                        }
+                    };
+                    let meta = meta.take().unwrap_or_default();
+                    let status = *status;
+                    let buf = std::mem::take(buf);
+                    this.state.set(State::Failed { error: None });
+                    return Poll::Ready(match result {
+                        Ok(()) => decode(status, meta, &buf),
+                        Err(None) => Err(oversized(status, *this.limit, meta)),
+                        Err(Some(e)) => Err(Error::protocol(
+                            Some(status),
+                            format!("HTTP {} with a body cut short", status.as_u16()),
+                            &buf,
+                            meta,
+                        )
+                        .with_source(e)),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn oversized(status: StatusCode, limit: usize, meta: ResponseMeta) -> Error {
+    Error::protocol(
+        Some(status),
+        format!(
+            "HTTP {} with a body larger than the {limit}-byte cap; not read further",
+            status.as_u16()
+        ),
+        b"",
+        meta,
+    )
+}

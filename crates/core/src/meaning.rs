@@ -1,0 +1,196 @@
+//! The Graph error codes these calls answer, each with what a caller should do.
+//!
+//! Collected from Meta's error-code table and error bodies captured from the live API;
+//! the spec's own examples are a subset. Unknown codes have no meaning and fall back to
+//! the HTTP status.
+
+use std::fmt;
+
+use crate::error::ErrorKind;
+
+/// A known Graph error code, classified by what a caller should do about it.
+///
+/// ```
+/// use wa_verify_core::Meaning;
+/// let m = Meaning::from_code(136024, Some(2388091)).unwrap();
+/// assert_eq!(m, Meaning::RequestCodeThrottled);
+/// assert_eq!(m.as_str(), "request_code_throttled");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Meaning {
+    /// 1: an unknown error; temporary, but a code may already have gone out.
+    UnknownError,
+    /// 2: the service is temporarily unavailable; a code may already have gone out.
+    ServiceUnavailable,
+    /// 4: the app's request limit was reached.
+    AppRateLimited,
+    /// 10 and 200–299: the app lacks a permission for this number.
+    PermissionDenied,
+    /// 100: a parameter is invalid or missing.
+    InvalidParameter,
+    /// 190: the access token is expired or invalid (the subcode says which).
+    AccessTokenInvalid,
+    /// 368: temporarily blocked for a policy violation.
+    PolicyBlocked,
+    /// 80007: the WhatsApp Business Account's rate limit was reached.
+    BusinessRateLimited,
+    /// 130429: the Cloud API throughput limit was reached.
+    ThroughputRateLimited,
+    /// 131000: something went wrong on Meta's side; a code may already have gone out.
+    ServiceError,
+    /// 131016: the service is overloaded; a code may already have gone out.
+    ServiceOverloaded,
+    /// 133005: the two-step verification PIN does not match.
+    PinMismatch,
+    /// 133006: the number must be verified again before registering.
+    ReverificationNeeded,
+    /// 133008: too many PIN guesses; `error_data.details` says how long to wait.
+    TooManyPinGuesses,
+    /// 133009: PIN guessed too fast; `error_data.details` says how long to wait.
+    PinGuessedTooFast,
+    /// 133010: the number is not registered.
+    NotRegistered,
+    /// 133015: the number was deleted recently; wait 5 minutes before registering.
+    RegisterTooSoon,
+    /// 133016: 10 register/deregister calls per number per 72 hours; blocked for 72 hours.
+    RegistrationRateLimited,
+    /// Another code in 133005–133016: a registration error.
+    RegistrationError,
+    /// 136024 (subcode 2388091), "Request code error": a throttle sent with
+    /// `is_transient: false` and "try again after a while".
+    RequestCodeThrottled,
+    /// 136025 (subcode 2388093), "Verify code error": the code entered is wrong.
+    WrongCode,
+}
+
+impl Meaning {
+    /// The meaning of a Graph `code` (the subcode is kept for future distinctions).
+    pub fn from_code(code: i64, _subcode: Option<i64>) -> Option<Self> {
+        Some(match code {
+            1 => Meaning::UnknownError,
+            2 => Meaning::ServiceUnavailable,
+            4 => Meaning::AppRateLimited,
+            10 | 200..=299 => Meaning::PermissionDenied,
+            100 => Meaning::InvalidParameter,
+            190 => Meaning::AccessTokenInvalid,
+            368 => Meaning::PolicyBlocked,
+            80007 => Meaning::BusinessRateLimited,
+            130429 => Meaning::ThroughputRateLimited,
+            131000 => Meaning::ServiceError,
+            131016 => Meaning::ServiceOverloaded,
+            133005 => Meaning::PinMismatch,
+            133006 => Meaning::ReverificationNeeded,
+            133008 => Meaning::TooManyPinGuesses,
+            133009 => Meaning::PinGuessedTooFast,
+            133010 => Meaning::NotRegistered,
+            133015 => Meaning::RegisterTooSoon,
+            133016 => Meaning::RegistrationRateLimited,
+            133007 | 133011..=133014 => Meaning::RegistrationError,
+            136024 => Meaning::RequestCodeThrottled,
+            136025 => Meaning::WrongCode,
+            _ => return None,
+        })
+    }
+
+    /// The snake_case name used in JSON output and spans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meaning::UnknownError => "unknown_error",
+            Meaning::ServiceUnavailable => "service_unavailable",
+            Meaning::AppRateLimited => "app_rate_limited",
+            Meaning::PermissionDenied => "permission_denied",
+            Meaning::InvalidParameter => "invalid_parameter",
+            Meaning::AccessTokenInvalid => "access_token_invalid",
+            Meaning::PolicyBlocked => "policy_blocked",
+            Meaning::BusinessRateLimited => "business_rate_limited",
+            Meaning::ThroughputRateLimited => "throughput_rate_limited",
+            Meaning::ServiceError => "service_error",
+            Meaning::ServiceOverloaded => "service_overloaded",
+            Meaning::PinMismatch => "pin_mismatch",
+            Meaning::ReverificationNeeded => "reverification_needed",
+            Meaning::TooManyPinGuesses => "too_many_pin_guesses",
+            Meaning::PinGuessedTooFast => "pin_guessed_too_fast",
+            Meaning::NotRegistered => "not_registered",
+            Meaning::RegisterTooSoon => "register_too_soon",
+            Meaning::RegistrationRateLimited => "registration_rate_limited",
+            Meaning::RegistrationError => "registration_error",
+            Meaning::RequestCodeThrottled => "request_code_throttled",
+            Meaning::WrongCode => "wrong_code",
+        }
+    }
+
+    /// What to do next, in a few words for a person.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Meaning::UnknownError | Meaning::ServiceError => {
+                "temporary Meta error; a code may already have been sent: check before asking again"
+            }
+            Meaning::ServiceUnavailable | Meaning::ServiceOverloaded => {
+                "Meta is temporarily unavailable; try again in a few minutes"
+            }
+            Meaning::AppRateLimited
+            | Meaning::BusinessRateLimited
+            | Meaning::ThroughputRateLimited => "rate limited by Meta: wait before calling again",
+            Meaning::RequestCodeThrottled => {
+                "too many code requests for this number: wait 10 minutes or more before asking again"
+            }
+            Meaning::PermissionDenied => {
+                "check that the token's app has whatsapp_business_management permission for this number"
+            }
+            Meaning::InvalidParameter => "check the parameters: one is invalid or missing",
+            Meaning::AccessTokenInvalid => "check the token: it is expired or invalid",
+            Meaning::PolicyBlocked => "temporarily blocked for a policy violation: wait and review Meta's policies",
+            Meaning::PinMismatch => "the two-step verification PIN is wrong",
+            Meaning::ReverificationNeeded => "verify the number again (request_code, verify_code) before registering",
+            Meaning::TooManyPinGuesses | Meaning::PinGuessedTooFast => {
+                "too many PIN attempts: wait as error_data says before trying again"
+            }
+            Meaning::NotRegistered => "the number is not registered",
+            Meaning::RegisterTooSoon => "wait 5 minutes before registering this number",
+            Meaning::RegistrationRateLimited => {
+                "10 register/deregister calls in 72 hours reached: the number is blocked for 72 hours"
+            }
+            Meaning::RegistrationError => "registration failed: see the message",
+            Meaning::WrongCode => "the code is wrong: check it and try again, or request a new one",
+        }
+    }
+
+    /// The kind this code forces whatever the HTTP status, when it changes what the caller
+    /// must do: throttles are `rate_limited`, a wrong code `wrong_code`, a token error `auth`.
+    pub fn kind_override(self) -> Option<ErrorKind> {
+        match self {
+            Meaning::AppRateLimited
+            | Meaning::BusinessRateLimited
+            | Meaning::ThroughputRateLimited
+            | Meaning::RequestCodeThrottled
+            | Meaning::RegistrationRateLimited => Some(ErrorKind::RateLimited),
+            Meaning::WrongCode => Some(ErrorKind::WrongCode),
+            Meaning::AccessTokenInvalid => Some(ErrorKind::Auth),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a throttle: the number or app must not be called until a wait passes.
+    pub fn is_throttle(self) -> bool {
+        self.kind_override() == Some(ErrorKind::RateLimited)
+    }
+
+    /// Temporary failures after which a code may already have been sent (1, 2, 131000,
+    /// 131016): retried only with `is_transient: true` or when ambiguous retries are on.
+    pub fn is_temporary(self) -> bool {
+        matches!(
+            self,
+            Meaning::UnknownError
+                | Meaning::ServiceUnavailable
+                | Meaning::ServiceError
+                | Meaning::ServiceOverloaded
+        )
+    }
+}
+
+impl fmt::Display for Meaning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,67 @@
+//! The successful answer of a call: the typed output plus the answer's metadata.
+
+use std::ops::Deref;
+
+use http::StatusCode;
+
+use crate::meta::ResponseMeta;
+
+/// A successful answer: the typed output with its status and metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response<T> {
+    status: StatusCode,
+    output: T,
+    meta: ResponseMeta,
+}
+
+impl<T> Response<T> {
+    pub(crate) fn new(status: StatusCode, output: T, meta: ResponseMeta) -> Self {
+        Self {
+            status,
+            output,
+            meta,
+        }
+    }
+
+    /// The typed output.
+    pub fn output(&self) -> &T {
+        &self.output
+    }
+
+    /// The typed output, by value.
+    pub fn into_output(self) -> T {
+        self.output
+    }
+
+    /// The HTTP status (2xx).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer's metadata.
+    pub fn meta(&self) -> &ResponseMeta {
+        &self.meta
+    }
+
+    /// The `x-fb-trace-id` header.
+    pub fn fbtrace_id(&self) -> Option<&str> {
+        self.meta.fbtrace_id()
+    }
+
+    /// How many attempts the call made, retries included.
+    pub fn attempts(&self) -> u32 {
+        self.meta.attempts()
+    }
+
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        self.meta.set_attempts(attempts);
+    }
+}
+
+impl<T> Deref for Response<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.output
+    }
+}
