@@ -9,7 +9,11 @@ pub mod graph;
 mod meaning;
 mod meta;
 mod operation;
+pub mod rate_limit;
 mod response;
+pub mod retry;
+pub mod timeout;
+pub mod trace;
 pub mod transport;
 
 pub use self::error::{Error, ErrorKind, GraphApiError, TimeoutKind};

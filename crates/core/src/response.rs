@@ -15,6 +15,11 @@ pub struct Response<T> {
 }
 
 impl<T> Response<T> {
+    /// A response from its parts, for services that answer without HTTP (tests, caches).
+    pub fn from_parts(status: StatusCode, output: T, meta: ResponseMeta) -> Self {
+        Self::new(status, output, meta)
+    }
+
     pub(crate) fn new(status: StatusCode, output: T, meta: ResponseMeta) -> Self {
         Self {
             status,

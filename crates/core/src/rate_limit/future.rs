@@ -1,0 +1,180 @@
+//! The [`RateLimit`](super::RateLimit) response future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower::Service;
+
+use super::store::{Acquire, Admission, RateLimitStore};
+use crate::error::Error;
+
+/// Re-checks after a wait are bounded even if a store kept answering "wait 0".
+const MAX_CHECKS: u32 = 64;
+
+pin_project! {
+    /// Waits for a slot (up to `max_wait`), then calls the inner service.
+    pub struct ResponseFuture<S, St, R>
+    where
+        S: Service<R>,
+        St: RateLimitStore,
+    {
+        #[pin]
+        state: State<S::Future, St::Future>,
+        pending: Option<Pending<S, St, R>>,
+    }
+}
+
+struct Pending<S, St, R> {
+    inner: S,
+    req: Option<R>,
+    key: Option<u64>,
+    store: St,
+    until: Instant,
+    checks: u32,
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, A> {
+        Calling { #[pin] fut: F },
+        Acquiring { #[pin] fut: A },
+        Waiting { #[pin] sleep: Sleep },
+        Refused { error: Option<Error> },
+    }
+}
+
+impl<S, St, R> ResponseFuture<S, St, R>
+where
+    S: Service<R>,
+    St: RateLimitStore,
+{
+    pub(crate) fn calling(fut: S::Future) -> Self {
+        Self {
+            state: State::Calling { fut },
+            pending: None,
+        }
+    }
+
+    pub(crate) fn pending(
+        acquire: Acquire<St::Future>,
+        inner: S,
+        req: R,
+        key: Option<u64>,
+        store: St,
+        max_wait: Duration,
+    ) -> Self {
+        let mut pending = Pending {
+            inner,
+            req: Some(req),
+            key,
+            store,
+            until: Instant::now() + max_wait,
+            checks: 1,
+        };
+        let state = match acquire {
+            Acquire::Pending(fut) => State::Acquiring { fut },
+            Acquire::Ready(admission) => pending.admit(admission),
+        };
+        Self {
+            state,
+            pending: Some(pending),
+        }
+    }
+}
+
+impl<S, St, R> Pending<S, St, R>
+where
+    S: Service<R>,
+    St: RateLimitStore,
+{
+    fn admit(&mut self, admission: Admission) -> State<S::Future, St::Future> {
+        match admission {
+            Admission::Go => match self.req.take() {
+                Some(req) => State::Calling {
+                    fut: self.inner.call(req),
+                },
+                None => State::Refused {
+                    error: Some(Error::invalid_input("rate_limit::ResponseFuture polled after completion")),
+                },
+            },
+            Admission::Wait { wait, scope } => {
+                let now = Instant::now();
+                if now + wait > self.until || self.checks >= MAX_CHECKS {
+                    tracing::debug!(scope = scope.as_str(), retry_after_ms = wait.as_millis() as u64, "rate limited; refusing");
+                    let what = match scope {
+                        super::Scope::Number => "per-number rate limit reached",
+                        super::Scope::Global => "global rate limit reached",
+                    };
+                    State::Refused {
+                        error: Some(Error::rate_limited_locally(what, wait)),
+                    }
+                } else {
+                    tracing::debug!(scope = scope.as_str(), wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    State::Waiting {
+                        sleep: tokio::time::sleep(wait),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, St, R> fmt::Debug for ResponseFuture<S, St, R>
+where
+    S: Service<R>,
+    St: RateLimitStore,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("rate_limit::ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, St, R> Future for ResponseFuture<S, St, R>
+where
+    S: Service<R>,
+    S::Error: Into<Error>,
+    St: RateLimitStore,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Calling { fut } => return fut.poll(cx).map_err(Into::into),
+                StateProj::Refused { error } => {
+                    let e = error.take().unwrap_or_else(|| {
+                        Error::invalid_input("rate_limit::ResponseFuture polled after completion")
+                    });
+                    return Poll::Ready(Err(e));
+                }
+                StateProj::Acquiring { fut } => {
+                    let admission = ready!(fut.poll(cx));
+                    match this.pending.as_mut() {
+                        Some(p) => p.admit(admission),
+                        None => State::Refused { error: None },
+                    }
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    match this.pending.as_mut() {
+                        Some(p) => {
+                            p.checks += 1;
+                            match p.store.acquire(p.key) {
+                                Acquire::Ready(admission) => p.admit(admission),
+                                Acquire::Pending(fut) => State::Acquiring { fut },
+                            }
+                        }
+                        None => State::Refused { error: None },
+                    }
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}

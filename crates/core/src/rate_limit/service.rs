@@ -1,0 +1,109 @@
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{Layer, Service};
+
+use super::future::ResponseFuture;
+use super::store::{Acquire, MemoryStore, RateLimitStore};
+use super::RateLimitKey;
+use crate::error::Error;
+
+/// Applies [`RateLimit`]. See the [module docs](super) for an example.
+#[derive(Clone, Debug)]
+pub struct RateLimitLayer<St = MemoryStore> {
+    store: St,
+    max_wait: Duration,
+}
+
+impl<St> RateLimitLayer<St> {
+    /// A layer over `store` that fails fast (`max_wait` 0).
+    pub fn new(store: St) -> Self {
+        Self {
+            store,
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    /// How long a call may wait for its slot before failing with `rate_limited`.
+    #[must_use]
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+}
+
+impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
+    type Service = RateLimit<S, St>;
+
+    fn layer(&self, inner: S) -> RateLimit<S, St> {
+        RateLimit {
+            inner,
+            store: self.store.clone(),
+            max_wait: self.max_wait,
+        }
+    }
+}
+
+/// Limits calls per number and per app. See the [module docs](super) for an example.
+#[derive(Clone, Debug)]
+pub struct RateLimit<S, St = MemoryStore> {
+    inner: S,
+    store: St,
+    max_wait: Duration,
+}
+
+impl<S, St> RateLimit<S, St> {
+    /// A layer over `store`.
+    pub fn layer(store: St) -> RateLimitLayer<St> {
+        RateLimitLayer::new(store)
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, St, R> Service<R> for RateLimit<S, St>
+where
+    R: RateLimitKey,
+    S: Service<R> + Clone,
+    S::Error: Into<Error>,
+    St: RateLimitStore,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S, St, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let key = req.rate_limit_key();
+        match self.store.acquire(key) {
+            // The hot path: a slot now, call the instance that was polled ready.
+            Acquire::Ready(super::Admission::Go) => ResponseFuture::calling(self.inner.call(req)),
+            acquire => {
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::pending(acquire, ready, req, key, self.store.clone(), self.max_wait)
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! [`RetryPolicy`]: tower's `Policy` with the never-resend-by-accident rules.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::Policy;
+
+use super::backoff::Schedule;
+use super::classify::{classify, RetryClass};
+use crate::error::Error;
+use crate::operation::Operation;
+use crate::response::Response;
+
+/// The exponential schedule's settings (`backoff` crate).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackoffSettings {
+    /// The first wait.
+    pub initial: Duration,
+    /// The factor between waits.
+    pub multiplier: f64,
+    /// The longest wait the schedule gives.
+    pub max: Duration,
+    /// The jitter factor: each wait is drawn from `wait × (1 ± jitter)`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffSettings {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(200),
+            multiplier: 2.0,
+            max: Duration::from_secs(5),
+            jitter: 0.5,
+        }
+    }
+}
+
+/// Decides whether and when a failed call is sent again. The default never resends a
+/// request that may have reached the server unless the server says a retry is right.
+///
+/// Waits come from the exponential schedule, raised to the server's `Retry-After` or
+/// `estimated_time_to_regain_access`. A wait that does not fit before the deadline or
+/// within `max_retry_wait` is not slept: a server hint becomes a `rate_limited` error with
+/// `retry_after`. A [`TpsBudget`] bounds retries to a share of the traffic.
+///
+/// See the [module docs](super) for an example.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    settings: Arc<Settings>,
+    budget: Option<Arc<TpsBudget>>,
+    // Per call: the shared policy never retries, tower clones it for each call.
+    attempts: u32,
+    started: Option<Instant>,
+    schedule: Option<Schedule>,
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    max_attempts: NonZeroU32,
+    retry_ambiguous: bool,
+    backoff: BackoffSettings,
+    max_retry_wait: Duration,
+    deadline: Option<Duration>,
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.settings.max_attempts)
+            .field("retry_ambiguous", &self.settings.retry_ambiguous)
+            .field("backoff", &self.settings.backoff)
+            .field("max_retry_wait", &self.settings.max_retry_wait)
+            .field("deadline", &self.settings.deadline)
+            .field("budget", &self.budget.is_some())
+            .finish()
+    }
+}
+
+impl Default for RetryPolicy {
+    /// 4 attempts, no ambiguous retries, 200 ms × 2 up to 5 s with ±50% jitter, waits up
+    /// to 60 s, and a budget of 20% extra load (at least 10 retries per second).
+    fn default() -> Self {
+        Self {
+            settings: Arc::new(Settings {
+                max_attempts: NonZeroU32::new(4).expect("4 is not zero"),
+                retry_ambiguous: false,
+                backoff: BackoffSettings::default(),
+                max_retry_wait: Duration::from_secs(60),
+                deadline: None,
+            }),
+            budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
+            attempts: 0,
+            started: None,
+            schedule: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The safe default: see [`Default`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A policy that never retries (one attempt).
+    pub fn never() -> Self {
+        Self::default().max_attempts(NonZeroU32::MIN)
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(Arc::make_mut(&mut self.settings));
+        self
+    }
+
+    /// The most attempts per call, the first included.
+    #[must_use]
+    pub fn max_attempts(self, n: NonZeroU32) -> Self {
+        self.with(|s| s.max_attempts = n)
+    }
+
+    /// Also retry ambiguous failures (attempt timeout after the write, connection lost
+    /// mid-answer, 500/502/504 without `is_transient`). This may send a second code.
+    #[must_use]
+    pub fn retry_ambiguous(self, yes: bool) -> Self {
+        self.with(|s| s.retry_ambiguous = yes)
+    }
+
+    /// The exponential schedule.
+    #[must_use]
+    pub fn backoff(self, backoff: BackoffSettings) -> Self {
+        self.with(|s| s.backoff = backoff)
+    }
+
+    /// The longest single wait slept before a retry.
+    #[must_use]
+    pub fn max_retry_wait(self, wait: Duration) -> Self {
+        self.with(|s| s.max_retry_wait = wait)
+    }
+
+    /// The call's overall deadline (the same as the `Deadline` layer's): no wait is slept
+    /// that would end past it.
+    #[must_use]
+    pub fn deadline(self, deadline: Option<Duration>) -> Self {
+        self.with(|s| s.deadline = deadline)
+    }
+
+    /// The retry budget; `None` disables it.
+    #[must_use]
+    pub fn budget(mut self, budget: Option<TpsBudget>) -> Self {
+        self.budget = budget.map(Arc::new);
+        self
+    }
+
+    fn decide<O: Operation>(&mut self, op: &O, error: &mut Error) -> Option<Duration> {
+        let attempt = self.attempts;
+        let class = classify(op.retry_mode(), error);
+        let allowed = match class {
+            RetryClass::Retry => true,
+            RetryClass::Ambiguous => self.settings.retry_ambiguous,
+            RetryClass::Never => false,
+        };
+        if !allowed {
+            tracing::debug!(attempt, reason = class.as_str(), kind = %error.kind(), "not retrying");
+            return None;
+        }
+        if attempt >= self.settings.max_attempts.get() {
+            tracing::debug!(attempt, reason = "max_attempts", "not retrying");
+            return None;
+        }
+        let schedule = self
+            .schedule
+            .get_or_insert_with(|| Schedule::new(&self.settings.backoff));
+        let backoff = schedule.next_wait();
+        let hint = error.retry_after();
+        let wait = backoff.max(hint.unwrap_or_default());
+        let left = self.settings.deadline.map(|d| {
+            d.saturating_sub(self.started.map(|s| s.elapsed()).unwrap_or_default())
+        });
+        if wait > self.settings.max_retry_wait || left.is_some_and(|left| wait >= left) {
+            let wait_ms = wait.as_millis() as u64;
+            if hint.is_some_and(|h| h >= backoff) {
+                tracing::debug!(attempt, wait_ms, reason = "server_wait_too_long", "not retrying");
+                let e = std::mem::replace(error, Error::invalid_input(""));
+                *error = e.into_rate_limited(wait);
+            } else {
+                tracing::debug!(attempt, wait_ms, reason = "no_time_left", "not retrying");
+            }
+            return None;
+        }
+        if let Some(budget) = &self.budget {
+            if !budget.withdraw() {
+                tracing::debug!(attempt, reason = "budget_exhausted", "not retrying");
+                return None;
+            }
+        }
+        tracing::debug!(
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            reason = class.as_str(),
+            kind = %error.kind(),
+            status = error.status().map(|s| s.as_u16()),
+            "retrying"
+        );
+        Some(wait)
+    }
+}
+
+impl<O, T> Policy<O, Response<T>, Error> for RetryPolicy
+where
+    O: Operation,
+{
+    type Future = Sleep;
+
+    fn retry(&mut self, op: &mut O, result: &mut Result<Response<T>, Error>) -> Option<Sleep> {
+        self.attempts += 1;
+        match result {
+            Ok(response) => {
+                response.set_attempts(self.attempts);
+                None
+            }
+            Err(error) => {
+                let wait = self.decide(op, error);
+                if wait.is_none() {
+                    error.set_attempts(self.attempts);
+                }
+                wait.map(tokio::time::sleep)
+            }
+        }
+    }
+
+    fn clone_request(&mut self, op: &O) -> Option<O> {
+        if self.attempts == 0 {
+            // tower calls this on the shared policy right before cloning it for the call,
+            // so the clone starts its clock and the budget sees one deposit per call.
+            self.started = Some(Instant::now());
+            if let Some(budget) = &self.budget {
+                budget.deposit();
+            }
+        }
+        Some(op.clone())
+    }
+}
