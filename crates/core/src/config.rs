@@ -95,3 +95,381 @@ pub mod duration {
         }
     }
 }
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::graph::{BaseUrl, Encoding, DEFAULT_BODY_LIMIT};
+use crate::operation::ApiVersion;
+use crate::rate_limit::{MemoryStore, Quota, RateLimitLayer};
+use crate::retry::{BackoffSettings, RetryPolicy, TpsBudget};
+use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use crate::transport::TransportConfig;
+
+/// The whole stack's settings, as read from TOML. Every field has a default.
+///
+/// ```
+/// use wa_verify_core::config::StackConfig;
+/// let cfg = StackConfig::from_toml(r#"
+///     api_version = "v23.0"
+///     [timeouts]
+///     attempt = "2s"
+///     deadline = "10s"
+///     [retry]
+///     max_attempts = 3
+///     [rate_limit]
+///     per_number = [{ rate = "1/min", burst = 3 }, { rate = "5/h" }]
+///     global = { rate = "80/s" }
+///     max_wait = "500ms"
+/// "#)?;
+/// assert_eq!(cfg.retry.max_attempts, 3);
+/// assert_eq!(cfg.rate_limit.per_number.len(), 2);
+/// # Ok::<(), wa_verify_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StackConfig {
+    /// Where the Graph API lives.
+    #[serde(with = "display_fromstr")]
+    pub base_url: BaseUrl,
+    /// The Graph API version in the path.
+    #[serde(with = "display_fromstr")]
+    pub api_version: ApiVersion,
+    /// The request body encoding.
+    #[serde(with = "display_fromstr")]
+    pub encoding: Encoding,
+    /// The `User-Agent`, when not the default `wa-verify/<version>`.
+    pub user_agent: Option<String>,
+    /// The largest answer body read.
+    pub body_limit: usize,
+    /// Attempt timeout and overall deadline.
+    pub timeouts: TimeoutConfig,
+    /// The retry policy.
+    pub retry: RetryConfig,
+    /// Per-number and global quotas.
+    pub rate_limit: RateLimitConfig,
+    /// The HTTP transport.
+    pub transport: TransportConfig,
+    /// Tracing.
+    pub trace: TraceConfig,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            base_url: BaseUrl::default(),
+            api_version: ApiVersion::default(),
+            encoding: Encoding::default(),
+            user_agent: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            timeouts: TimeoutConfig::default(),
+            retry: RetryConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            transport: TransportConfig::default(),
+            trace: TraceConfig::default(),
+        }
+    }
+}
+
+impl StackConfig {
+    /// Parses TOML.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` saying which key is wrong and why.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::invalid_input(format!("invalid config: {e}")))
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` when the file cannot be read or parsed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid_input(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text)
+    }
+}
+
+/// The two timeouts; `"off"` or absent turns one off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TimeoutConfig {
+    /// One attempt's limit.
+    #[serde(with = "opt_duration")]
+    pub attempt: Option<Duration>,
+    /// The whole call's limit, backoff sleeps included.
+    #[serde(with = "opt_duration")]
+    pub deadline: Option<Duration>,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            attempt: Some(Duration::from_secs(10)),
+            deadline: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl TimeoutConfig {
+    /// The attempt timeout layer.
+    pub fn attempt_layer(&self) -> AttemptTimeoutLayer {
+        AttemptTimeoutLayer::new(self.attempt)
+    }
+
+    /// The deadline layer.
+    pub fn deadline_layer(&self) -> DeadlineLayer {
+        DeadlineLayer::new(self.deadline)
+    }
+}
+
+/// The retry policy's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// `false` makes every call one attempt.
+    pub enabled: bool,
+    /// The most attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Also retry ambiguous failures (may send a second code).
+    pub retry_ambiguous: bool,
+    /// The first backoff wait.
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// The factor between waits.
+    pub multiplier: f64,
+    /// The longest backoff wait.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Jitter factor, 0 to 1.
+    pub jitter: f64,
+    /// The longest wait slept before a retry; a longer server hint fails fast.
+    #[serde(with = "duration")]
+    pub max_retry_wait: Duration,
+    /// Retries allowed as a share of calls, in percent (0 turns the budget off).
+    pub budget_percent: f32,
+    /// Retries allowed per second whatever the share.
+    pub budget_min_per_sec: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let b = BackoffSettings::default();
+        Self {
+            enabled: true,
+            max_attempts: 4,
+            retry_ambiguous: false,
+            initial_backoff: b.initial,
+            multiplier: b.multiplier,
+            max_backoff: b.max,
+            jitter: b.jitter,
+            max_retry_wait: Duration::from_secs(60),
+            budget_percent: 20.0,
+            budget_min_per_sec: 10,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The policy these settings describe, bounded by `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` for a zero `max_attempts`, a jitter outside 0..=1, a multiplier
+    /// below 1 or a budget outside 0..=1000 percent.
+    pub fn policy(&self, deadline: Option<Duration>) -> Result<RetryPolicy, Error> {
+        let max_attempts = NonZeroU32::new(self.max_attempts)
+            .ok_or_else(|| Error::invalid_input("retry.max_attempts must be at least 1"))?;
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(Error::invalid_input(format!(
+                "retry.jitter must be between 0 and 1, got {}",
+                self.jitter
+            )));
+        }
+        if !(self.multiplier >= 1.0 && self.multiplier <= 100.0) {
+            return Err(Error::invalid_input(format!(
+                "retry.multiplier must be between 1 and 100, got {}",
+                self.multiplier
+            )));
+        }
+        if !(0.0..=1000.0).contains(&self.budget_percent) {
+            return Err(Error::invalid_input(format!(
+                "retry.budget_percent must be between 0 and 1000, got {}",
+                self.budget_percent
+            )));
+        }
+        if !self.enabled {
+            return Ok(RetryPolicy::never().budget(None));
+        }
+        let budget = (self.budget_percent > 0.0).then(|| {
+            TpsBudget::new(
+                Duration::from_secs(10),
+                self.budget_min_per_sec,
+                self.budget_percent / 100.0,
+            )
+        });
+        Ok(RetryPolicy::new()
+            .max_attempts(max_attempts)
+            .retry_ambiguous(self.retry_ambiguous)
+            .backoff(BackoffSettings {
+                initial: self.initial_backoff,
+                multiplier: self.multiplier,
+                max: self.max_backoff,
+                jitter: self.jitter,
+            })
+            .max_retry_wait(self.max_retry_wait)
+            .deadline(deadline)
+            .budget(budget))
+    }
+}
+
+/// Per-number and global quotas; both empty by default (no local limit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// Quotas every number must satisfy at once (e.g. `1/min` against bursts and `5/h`
+    /// against abuse).
+    pub per_number: Vec<Quota>,
+    /// The app-level quota over all numbers.
+    pub global: Option<Quota>,
+    /// How long a call may wait for its slot before failing with `rate_limited`.
+    #[serde(with = "duration")]
+    pub max_wait: Duration,
+    /// Idle numbers are forgotten every this many calls (0: never).
+    pub evict_every: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_number: Vec::new(),
+            global: None,
+            max_wait: Duration::ZERO,
+            evict_every: 1 << 16,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The in-process rate-limit layer these settings describe.
+    pub fn layer(&self) -> RateLimitLayer<MemoryStore> {
+        let store = MemoryStore::with_eviction(&self.per_number, self.global, self.evict_every);
+        RateLimitLayer::new(store).max_wait(self.max_wait)
+    }
+}
+
+/// Tracing settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TraceConfig {
+    /// Open a span per call.
+    pub enabled: bool,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::duration::format(*d)),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        super::duration::parse(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod display_fromstr {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(crate) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_is_the_default() {
+        assert_eq!(StackConfig::from_toml("").unwrap(), StackConfig::default());
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut cfg = StackConfig::from_toml(
+            r#"
+            base_url = "http://127.0.0.1:8080"
+            encoding = "form"
+            [timeouts]
+            attempt = "off"
+            deadline = "1m"
+            [rate_limit]
+            per_number = [{ rate = "1/min", burst = 3 }]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.timeouts.attempt, None);
+        assert_eq!(cfg.encoding, Encoding::Form);
+        cfg.retry.max_attempts = 2;
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(StackConfig::from_toml(&text).unwrap(), cfg);
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values_with_the_reason() {
+        let e = StackConfig::from_toml("[retry]\nmax_atempts = 3").unwrap_err();
+        assert!(e.to_string().contains("max_atempts"), "{e}");
+        let e = StackConfig::from_toml("base_url = \"http://example.com\"").unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let e = StackConfig::from_toml("[rate_limit]\nper_number = [{ rate = \"5/week\" }]").unwrap_err();
+        assert!(e.to_string().contains("5/min"), "{e}");
+        let mut cfg = StackConfig::default();
+        cfg.retry.max_attempts = 0;
+        assert!(cfg.retry.policy(None).unwrap_err().to_string().contains("at least 1"));
+    }
+}

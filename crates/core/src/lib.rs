@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod auth;
+mod client;
 pub mod config;
 mod error;
 pub mod graph;
@@ -16,6 +17,7 @@ pub mod timeout;
 pub mod trace;
 pub mod transport;
 
+pub use self::client::{Client, ClientBuilder, Stack};
 pub use self::error::{Error, ErrorKind, GraphApiError, TimeoutKind};
 pub use self::meaning::Meaning;
 pub use self::meta::{ResponseMeta, MAX_HINT};

@@ -44,15 +44,32 @@ use self::future::ResponseFuture;
 use crate::operation::{ApiVersion, Operation};
 
 /// Applies [`Trace`]. See the [module docs](self) for an example.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct TraceLayer {
     api_version: Option<ApiVersion>,
+    enabled: bool,
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        Self {
+            api_version: None,
+            enabled: true,
+        }
+    }
 }
 
 impl TraceLayer {
     /// A layer recording the fields of each call.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// `false` opens no span (the layer then costs one branch per call).
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     /// Also records the API version on each span.
@@ -70,6 +87,7 @@ impl<S> Layer<S> for TraceLayer {
         Trace {
             inner,
             api_version: self.api_version,
+            enabled: self.enabled,
         }
     }
 }
@@ -79,6 +97,7 @@ impl<S> Layer<S> for TraceLayer {
 pub struct Trace<S> {
     inner: S,
     api_version: Option<ApiVersion>,
+    enabled: bool,
 }
 
 impl<S> Trace<S> {
@@ -124,7 +143,11 @@ where
     }
 
     fn call(&mut self, op: O) -> Self::Future {
-        let span = fields::call_span(&op, self.api_version);
+        let span = if self.enabled {
+            fields::call_span(&op, self.api_version)
+        } else {
+            tracing::Span::none()
+        };
         let fut = {
             let _entered = span.enter();
             self.inner.call(op)
