@@ -1,0 +1,564 @@
+//! The emulated endpoints: the flow of request_code and verify_code, and Graph's answers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wa_verify_core::rate_limit::{Acquire, Admission, MemoryStore, RateLimitStore};
+use wa_verify_core::{
+    ApiVersion, CodeMethod, GraphApiError, Language, PhoneNumberId, VerificationCode,
+};
+
+use crate::body::{self, Params};
+use crate::config::{QuotaDialect, SandboxConfig};
+use crate::faults::{FaultKind, Rng};
+use crate::outbox::{now_rfc3339, Outbox, OutboxEntry, StatsCell};
+
+/// Marks a response that must not be sent: the server closes the connection instead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropConnection;
+
+#[derive(Debug, Default)]
+struct NumberState {
+    code: Option<(String, Instant)>,
+    wrong: u32,
+    blocked_until: Option<Instant>,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) config: SandboxConfig,
+    token: String,
+    numbers: Option<HashSet<String>>,
+    not_permitted: HashSet<String>,
+    not_eligible: HashSet<String>,
+    per_number: Option<MemoryStore>,
+    app_quota: Option<MemoryStore>,
+    rng: Rng,
+    state: Mutex<HashMap<String, NumberState>>,
+    number_faults: Mutex<HashMap<String, (FaultKind, Option<u32>)>>,
+    pub(crate) outbox: Outbox,
+    pub(crate) stats: StatsCell,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    pub(crate) fn new(config: SandboxConfig, token: String, shutdown: watch::Receiver<bool>) -> Self {
+        let set = |v: &[String]| v.iter().cloned().collect::<HashSet<_>>();
+        Self {
+            numbers: (!config.numbers.is_empty()).then(|| set(&config.numbers)),
+            not_permitted: set(&config.not_permitted),
+            not_eligible: set(&config.not_eligible),
+            per_number: config
+                .quotas
+                .per_number
+                .map(|q| MemoryStore::new(&[q], None)),
+            app_quota: config.quotas.app.map(|q| MemoryStore::new(&[], Some(q))),
+            rng: Rng::new(config.faults.seed),
+            state: Mutex::new(HashMap::new()),
+            number_faults: Mutex::new(
+                config
+                    .number_faults
+                    .iter()
+                    .map(|(id, f)| (id.clone(), (f.kind, f.times)))
+                    .collect(),
+            ),
+            outbox: Outbox::default(),
+            stats: StatsCell::default(),
+            token,
+            shutdown,
+            config,
+        }
+    }
+
+    fn trace_id(&self) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut s = String::with_capacity(23);
+        let mut bits = 0u64;
+        for i in 0..23 {
+            if i % 10 == 0 {
+                bits = self.rng.next_u64();
+            }
+            s.push(char::from(ALPHABET[(bits & 63) as usize]));
+            bits >>= 6;
+        }
+        s
+    }
+
+    fn new_code(&self) -> String {
+        format!("{:06}", self.rng.below(1_000_000))
+    }
+
+    fn fault_for(&self, id: &str) -> Option<FaultKind> {
+        let mut faults = self.number_faults.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kind, times)) = faults.get_mut(id) {
+            let kind = *kind;
+            match times {
+                None => return Some(kind),
+                Some(0) => {}
+                Some(n) => {
+                    *n -= 1;
+                    return Some(kind);
+                }
+            }
+        }
+        drop(faults);
+        self.config.faults.draw(&self.rng)
+    }
+
+    async fn wait_for_shutdown(&self) {
+        let mut rx = self.shutdown.clone();
+        // An error means the handle is gone: shut down as well.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// One answer in the making: status, Graph error code (for stats), whether a code went out.
+struct Reply {
+    response: Response,
+    status: Option<u16>,
+    /// An error body still to be written, so it can carry the answer's trace id.
+    graph: Option<GraphApiError>,
+}
+
+impl Reply {
+    fn ok(body: serde_json::Value) -> Self {
+        Self {
+            response: Json(body).into_response(),
+            status: Some(200),
+            graph: None,
+        }
+    }
+
+    fn error(status: StatusCode, error: GraphApiError) -> Self {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = status;
+        Self {
+            response,
+            status: Some(status.as_u16()),
+            graph: Some(error),
+        }
+    }
+
+    fn raw(response: Response) -> Self {
+        Self {
+            status: Some(response.status().as_u16()),
+            response,
+            graph: None,
+        }
+    }
+
+    fn dropped() -> Self {
+        let mut response = Response::new(Body::empty());
+        response.extensions_mut().insert(DropConnection);
+        Self {
+            response,
+            status: None,
+            graph: None,
+        }
+    }
+
+    /// Writes the error body with the trace id, and the trace headers every answer has.
+    fn finish(self, trace: &str) -> Response {
+        let Reply {
+            mut response,
+            graph,
+            ..
+        } = self;
+        if response.extensions().get::<DropConnection>().is_some() {
+            return response;
+        }
+        if let Some(mut graph) = graph {
+            graph.fbtrace_id = Some(trace.to_owned());
+            *response.body_mut() = Body::from(graph.to_body());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Ok(v) = HeaderValue::from_str(trace) {
+            let h = response.headers_mut();
+            h.insert("x-fb-trace-id", v.clone());
+            h.insert("x-fb-request-id", v);
+        }
+        response
+    }
+}
+
+fn graph_error(message: &str, kind: &str, code: i64, subcode: Option<i64>, transient: Option<bool>) -> GraphApiError {
+    let mut e = GraphApiError::new(message, kind, code);
+    e.error_subcode = subcode;
+    e.is_transient = transient;
+    e
+}
+
+fn bad_param(message: impl AsRef<str>) -> Reply {
+    Reply::error(
+        StatusCode::BAD_REQUEST,
+        graph_error(&format!("(#100) {}", message.as_ref()), "OAuthException", 100, None, None),
+    )
+}
+
+fn usage_headers(reply: &mut Reply, id: &str, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let minutes = secs.div_ceil(60).max(1);
+    let h = reply.response.headers_mut();
+    h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    let usage = format!(
+        r#"{{"{id}":[{{"type":"whatsapp_business_api","call_count":100,"total_cputime":0,"total_time":0,"estimated_time_to_regain_access":{minutes}}}]}}"#
+    );
+    if let Ok(v) = HeaderValue::from_str(&usage) {
+        h.insert("x-business-use-case-usage", v);
+    }
+}
+
+fn app_limited(id: &str, wait: Duration) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        graph_error("(#4) Application request limit reached", "OAuthException", 4, Some(2_446_079), Some(true)),
+    );
+    usage_headers(&mut r, id, wait);
+    r
+}
+
+fn fault_reply(app: &App, kind: FaultKind) -> Reply {
+    match kind {
+        FaultKind::Transient500 => Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            graph_error("An unexpected error occurred. Please retry your request later.", "GraphMethodException", 2, None, Some(true)),
+        ),
+        FaultKind::Server500 => Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        ),
+        FaultKind::BadGateway502 => Reply::error(
+            StatusCode::BAD_GATEWAY,
+            graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        ),
+        FaultKind::GatewayTimeout504 => Reply::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            graph_error("Service temporarily unavailable", "OAuthException", 2, None, None),
+        ),
+        FaultKind::Unavailable503 => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html><head><title>503 Service Unavailable</title></head><body>Service Unavailable</body></html>",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            Reply::raw(response)
+        }
+        FaultKind::RateLimited429 => {
+            let mut r = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                graph_error("(#4) Application request limit reached", "OAuthException", 4, Some(2_446_079), Some(true)),
+            );
+            r.response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(app.config.faults.retry_after_secs));
+            r
+        }
+        FaultKind::TruncatedBody => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"succ")),
+                Err(std::io::Error::other("sandbox: truncated body")),
+            ];
+            let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            let h = response.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(CONTENT_LENGTH, HeaderValue::from_static("16"));
+            Reply::raw(response)
+        }
+        FaultKind::OversizedBody => {
+            let mut body = String::with_capacity(1 << 20);
+            body.push_str("{\"success\":true,\"padding\":\"");
+            body.extend(std::iter::repeat_n('x', 1 << 20));
+            body.push_str("\"}");
+            let mut response = Response::new(Body::from(body));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Reply::raw(response)
+        }
+        FaultKind::DropBeforeSend | FaultKind::DropAfterSend | FaultKind::Hang => Reply::dropped(),
+        FaultKind::Latency => Reply::dropped(),
+    }
+}
+
+/// `POST /{version}/{phone_number_id}/{operation}`.
+pub(crate) async fn api(
+    State(app): State<Arc<App>>,
+    Path((version, id, op)): Path<(String, String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let trace = app.trace_id();
+    let operation = match op.as_str() {
+        "request_code" | "verify_code" => op.as_str(),
+        _ => "other",
+    };
+    let call = Call {
+        app: &app,
+        version: &version,
+        id: &id,
+        op: &op,
+        trace: &trace,
+    };
+    let mut sent = false;
+    let reply = call.handle(uri.query(), &headers, body, &mut sent).await;
+    let code = reply.graph.as_ref().map(|g| g.code);
+    app.stats.record(operation, reply.status, code, sent);
+    reply.finish(&trace)
+}
+
+/// One API call's context.
+struct Call<'a> {
+    app: &'a App,
+    version: &'a str,
+    id: &'a str,
+    op: &'a str,
+    trace: &'a str,
+}
+
+impl Call<'_> {
+async fn handle(&self, query: Option<&str>, headers: &HeaderMap, body: Bytes, sent: &mut bool) -> Reply {
+    let Call { app, version, id, op, trace } = *self;
+    let fault = app.fault_for(id);
+    match fault {
+        Some(FaultKind::Hang) => {
+            app.wait_for_shutdown().await;
+            return Reply::dropped();
+        }
+        Some(FaultKind::Latency) => tokio::time::sleep(app.config.faults.latency).await,
+        Some(kind) if !kind.acts_first() => return fault_reply(app, kind),
+        _ => {}
+    }
+    let params = match body::params(headers, query, body).await {
+        Ok(p) => p,
+        Err(e) => return bad_param(format!("Invalid parameter: {}", e.0)),
+    };
+    if !authorized(app, headers, &params) {
+        return Reply::error(
+            StatusCode::UNAUTHORIZED,
+            graph_error(
+                "Invalid OAuth access token - Cannot parse access token",
+                "OAuthException",
+                190,
+                Some(463),
+                None,
+            ),
+        );
+    }
+    if version.parse::<ApiVersion>().is_err() {
+        return bad_param(format!("Unsupported API version {version:?}: use the form v23.0"));
+    }
+    if id.parse::<PhoneNumberId>().is_err() {
+        return bad_param("Invalid parameter: phone number id must be digits");
+    }
+    if !matches!(op, "request_code" | "verify_code") {
+        return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
+    }
+    if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
+        return Reply::error(
+            StatusCode::NOT_FOUND,
+            graph_error("Phone number not found", "GraphMethodException", 803, None, None),
+        );
+    }
+    if app.not_permitted.contains(id) {
+        return Reply::error(
+            StatusCode::FORBIDDEN,
+            graph_error(
+                "Your app doesn't have permission to access this phone number",
+                "OAuthException",
+                200,
+                Some(1_349_174),
+                None,
+            ),
+        );
+    }
+    if app.not_eligible.contains(id) {
+        return Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            graph_error(
+                "Phone number is not eligible for verification at this time",
+                "GraphMethodException",
+                100,
+                None,
+                None,
+            ),
+        );
+    }
+    if let Some(store) = &app.app_quota {
+        if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(None) {
+            return app_limited(id, wait);
+        }
+    }
+    let reply = match op {
+        "request_code" => request_code(app, id, trace, &params, sent),
+        _ => verify_code(app, id, &params, sent),
+    };
+    match fault {
+        Some(kind @ (FaultKind::DropAfterSend | FaultKind::TruncatedBody | FaultKind::OversizedBody))
+            if reply.status == Some(200) =>
+        {
+            fault_reply(app, kind)
+        }
+        _ => reply,
+    }
+}
+}
+
+fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
+    let from_header = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let token = from_header.or_else(|| params.get("access_token").map(String::as_str));
+    token.is_some_and(|t| constant_time_eq(t.as_bytes(), app.token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn request_code(app: &App, id: &str, trace: &str, params: &Params, sent: &mut bool) -> Reply {
+    let Some(method) = params.get("code_method") else {
+        return bad_param("The parameter code_method is required: SMS or VOICE");
+    };
+    // Graph is strict here: the spec's enum is upper case.
+    let method = match method.as_str() {
+        "SMS" | "VOICE" => method.parse::<CodeMethod>().unwrap_or_default(),
+        _ => return bad_param("Invalid parameter: code_method must be SMS or VOICE"),
+    };
+    let Some(language) = params.get("language") else {
+        return bad_param("The parameter language is required, e.g. en_US or en");
+    };
+    let Ok(language) = language.parse::<Language>() else {
+        return bad_param("Invalid parameter: language must be like en_US or en");
+    };
+    if let Some(store) = &app.per_number {
+        let key = id.parse::<PhoneNumberId>().map(|p| p.key()).ok();
+        if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(key) {
+            return match app.config.quotas.quota_error {
+                QuotaDialect::Spec => app_limited(id, wait),
+                QuotaDialect::Observed => {
+                    let mut e = graph_error("Request code error", "OAuthException", 136_024, Some(2_388_091), Some(false));
+                    e.error_user_title = Some("Request code error".into());
+                    e.error_user_msg = Some(
+                        "You have requested a code too many times. Please try again after a while.".into(),
+                    );
+                    e.error_data = Some(serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "details": "Too many code requests. Try again after a while."
+                    }));
+                    Reply::error(StatusCode::BAD_REQUEST, e)
+                }
+            };
+        }
+    }
+    let code = app.new_code();
+    let expires = Instant::now() + app.config.codes.ttl;
+    {
+        let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = state.entry(id.to_owned()).or_default();
+        // A new request replaces the previous code.
+        s.code = Some((code.clone(), expires));
+    }
+    *sent = true;
+    app.outbox.push(OutboxEntry {
+        phone_number_id: id.to_owned(),
+        code_method: method.as_str().to_owned(),
+        language: language.as_str().to_owned(),
+        code,
+        sent_at: now_rfc3339(),
+        fbtrace_id: trace.to_owned(),
+    });
+    Reply::ok(serde_json::json!({ "success": true }))
+}
+
+fn verify_code(app: &App, id: &str, params: &Params, sent: &mut bool) -> Reply {
+    let Some(code) = params.get("code") else {
+        return bad_param("The parameter code is required: six digits");
+    };
+    let Ok(code) = code.parse::<VerificationCode>() else {
+        return bad_param("Invalid verification code format");
+    };
+    let now = Instant::now();
+    let cfg = &app.config.codes;
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+    let s = state.entry(id.to_owned()).or_default();
+    if let Some(until) = s.blocked_until {
+        if until > now {
+            let mut r = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                graph_error(
+                    "Too many failed verification attempts; this number is temporarily blocked",
+                    "OAuthException",
+                    4,
+                    Some(2_446_079),
+                    None,
+                ),
+            );
+            usage_headers(&mut r, id, until - now);
+            return r;
+        }
+        s.blocked_until = None;
+        s.wrong = 0;
+    }
+    let right = match &s.code {
+        Some((expected, expires)) => *expires > now && expected.as_str() == code.expose(),
+        None => false,
+    };
+    *sent = true;
+    if right {
+        s.code = None;
+        s.wrong = 0;
+        return Reply::ok(serde_json::json!({ "success": true, "id": id }));
+    }
+    s.wrong += 1;
+    if s.wrong >= cfg.max_wrong.max(1) {
+        s.blocked_until = Some(now + cfg.block_for);
+        s.code = None;
+    }
+    let mut e = graph_error("Verify code error", "OAuthException", 136_025, Some(2_388_093), Some(false));
+    e.error_user_title = Some("Verify code error".into());
+    e.error_user_msg = Some("The code you entered is wrong or has expired. Check it and try again.".into());
+    Reply::error(StatusCode::BAD_REQUEST, e)
+}
+
+/// `GET /__sandbox/outbox[?phone_number_id=ID]`.
+pub(crate) async fn outbox(State(app): State<Arc<App>>, Query(q): Query<OutboxQuery>) -> Response {
+    let entries = match &q.phone_number_id {
+        Some(id) => app.outbox.entries_for(id),
+        None => app.outbox.entries(),
+    };
+    Json(entries).into_response()
+}
+
+/// The outbox's filter.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutboxQuery {
+    phone_number_id: Option<String>,
+}
+
+/// `GET /__sandbox/stats`.
+pub(crate) async fn stats(State(app): State<Arc<App>>) -> Response {
+    Json(app.stats.snapshot()).into_response()
+}

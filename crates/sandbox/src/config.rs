@@ -1,0 +1,156 @@
+//! The sandbox's settings: numbers, quotas, code lifetime, blocking and faults (TOML).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wa_verify_core::config::duration;
+use wa_verify_core::rate_limit::Quota;
+
+use crate::error::Error;
+use crate::faults::FaultConfig;
+
+/// Everything the sandbox can be told. The defaults make it useful with no file: every
+/// numeric id is a registered number, no quotas, codes live 10 minutes, five wrong codes
+/// block a number for 10 minutes, no faults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SandboxConfig {
+    /// The registered numbers; when empty, every numeric id is one. Others answer 404.
+    pub numbers: Vec<String>,
+    /// Numbers the app may not act on: 403 `OAuthException` 200/1349174.
+    pub not_permitted: Vec<String>,
+    /// Numbers not eligible for verification now: 422 `GraphMethodException` 100.
+    pub not_eligible: Vec<String>,
+    /// Codes, their lifetime and blocking after wrong codes.
+    pub codes: CodeConfig,
+    /// Request quotas.
+    pub quotas: QuotaConfig,
+    /// Fault injection.
+    pub faults: FaultConfig,
+    /// Numbers with their own fault, by phone number id.
+    pub number_faults: BTreeMap<String, crate::faults::NumberFault>,
+}
+
+impl SandboxConfig {
+    /// Parses TOML.
+    ///
+    /// # Errors
+    ///
+    /// When the TOML does not fit, saying which key and why.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| Error::config(format!("invalid sandbox config: {e}")))
+    }
+
+    /// Reads and parses a TOML file.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read or parsed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+}
+
+/// Codes and the wrong-code block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CodeConfig {
+    /// How long a code is valid (the spec: typically 10 minutes).
+    #[serde(with = "duration_serde")]
+    pub ttl: Duration,
+    /// Wrong codes in a row that block the number.
+    pub max_wrong: u32,
+    /// How long the block lasts.
+    #[serde(with = "duration_serde")]
+    pub block_for: Duration,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            max_wrong: 5,
+            block_for: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Which answer a spent per-number quota gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaDialect {
+    /// The spec's 429 `OAuthException` 4/2446079 with `is_transient: true`.
+    #[default]
+    Spec,
+    /// What Meta's live API sends: 400 136024/2388091 "Request code error",
+    /// `is_transient: false`, "try again after a while".
+    Observed,
+}
+
+/// Request quotas; none by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QuotaConfig {
+    /// request_code calls per number.
+    pub per_number: Option<Quota>,
+    /// Calls of any kind for the whole app.
+    pub app: Option<Quota>,
+    /// The answer of a spent per-number quota.
+    pub quota_error: QuotaDialect,
+}
+
+mod duration_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::duration::format(*d))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::duration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let c = SandboxConfig::from_toml(
+            r#"
+            numbers = ["1", "2"]
+            not_permitted = ["2"]
+            [codes]
+            ttl = "5m"
+            max_wrong = 3
+            [quotas]
+            per_number = { rate = "1/min", burst = 1 }
+            app = { rate = "100/s" }
+            quota_error = "observed"
+            [faults]
+            seed = 7
+            probability = 0.1
+            kinds = ["transient_500", "drop_after_send"]
+            [number_faults]
+            "1" = { kind = "bad_gateway_502", times = 2 }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.codes.ttl, Duration::from_secs(300));
+        assert_eq!(c.quotas.quota_error, QuotaDialect::Observed);
+        assert_eq!(c.number_faults["1"].times, Some(2));
+        assert!(SandboxConfig::from_toml("nope = 1").unwrap_err().to_string().contains("nope"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Every code the sandbox "sent", oldest first, and counts of every answer.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One code the sandbox sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OutboxEntry {
+    /// The number it went to.
+    pub phone_number_id: String,
+    /// `SMS` or `VOICE`.
+    pub code_method: String,
+    /// The language asked for.
+    pub language: String,
+    /// The six digits (a sandbox code: never a real one).
+    pub code: String,
+    /// When it was sent, RFC 3339 UTC.
+    pub sent_at: String,
+    /// The trace id of the answer that sent it.
+    pub fbtrace_id: String,
+}
+
+/// The outbox, shared by the server and the handle.
+#[derive(Clone, Debug, Default)]
+pub struct Outbox {
+    entries: Arc<Mutex<Vec<OutboxEntry>>>,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Vec<OutboxEntry>> {
+        // A panic while holding the lock cannot leave a half-written Vec.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(&self, entry: OutboxEntry) {
+        self.lock().push(entry);
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> Vec<OutboxEntry> {
+        self.lock().clone()
+    }
+
+    /// The entries of one number, oldest first.
+    pub fn entries_for(&self, phone_number_id: &str) -> Vec<OutboxEntry> {
+        self.lock()
+            .iter()
+            .filter(|e| e.phone_number_id == phone_number_id)
+            .cloned()
+            .collect()
+    }
+
+    /// The newest code sent to a number.
+    pub fn last_code(&self, phone_number_id: &str) -> Option<String> {
+        self.lock()
+            .iter()
+            .rev()
+            .find(|e| e.phone_number_id == phone_number_id)
+            .map(|e| e.code.clone())
+    }
+
+    /// How many codes were sent.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no code was sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counts of the answers the sandbox gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Every request received on the API paths.
+    pub requests: u64,
+    /// Answers by HTTP status; `dropped` for connections closed without an answer.
+    pub by_status: BTreeMap<String, u64>,
+    /// Error answers by Graph code.
+    pub by_error_code: BTreeMap<String, u64>,
+    /// Requests by operation (`request_code`, `verify_code`).
+    pub by_operation: BTreeMap<String, u64>,
+    /// Codes sent (the outbox's length).
+    pub codes_sent: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StatsCell(Arc<Mutex<Stats>>);
+
+impl StatsCell {
+    pub(crate) fn record(&self, operation: &str, status: Option<u16>, code: Option<i64>, sent: bool) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.requests += 1;
+        let status = status.map_or_else(|| "dropped".to_owned(), |s| s.to_string());
+        *s.by_status.entry(status).or_default() += 1;
+        if let Some(code) = code {
+            *s.by_error_code.entry(code.to_string()).or_default() += 1;
+        }
+        *s.by_operation.entry(operation.to_owned()).or_default() += 1;
+        if sent {
+            s.codes_sent += 1;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Now as RFC 3339 UTC with milliseconds (`2026-11-26T17:18:07.123Z`).
+pub(crate) fn now_rfc3339() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_shape() {
+        let s = now_rfc3339();
+        assert_eq!(s.len(), 24, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T", "{s}");
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the library, the sandbox and the CLI over real loopback HTTP.
+
+// Helpers: a plain HTTP client, a raw scripted server, client builders.
+mod support;
+
+// The core call through the real transport against a scripted server (every status).
+mod transport;
+// The sandbox driven by a plain HTTP client: encodings, errors, flow, quotas, faults.
+mod sandbox;
+// The full stack against the sandbox: request, verify, retries, limits, timeouts.
+mod stack;
+// Tracing output: fbtrace_id recorded, no secret anywhere.
+mod tracing;

@@ -1,0 +1,202 @@
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wa_verify_core::auth::Token;
+use wa_verify_core::config::StackConfig;
+use wa_verify_core::{Client, CodeMethod, Language, PhoneNumberId, RequestCode, VerifyCode};
+use wa_verify_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+/// A fake token: never a real one.
+pub(crate) const FAKE_TOKEN: &str = "FAKE-test-token-0123456789abcdef";
+
+pub(crate) fn token() -> Token {
+    FAKE_TOKEN.parse().unwrap()
+}
+
+pub(crate) async fn sandbox(config: SandboxConfig) -> SandboxHandle {
+    Sandbox::builder().config(config).token(token()).start().await.unwrap()
+}
+
+/// A client for `base` with fast, deterministic retries.
+pub(crate) fn client_config(base: &str) -> StackConfig {
+    let mut c = StackConfig::default();
+    c.base_url = base.parse().unwrap();
+    c.retry.initial_backoff = Duration::from_millis(1);
+    c.retry.max_backoff = Duration::from_millis(5);
+    c.retry.jitter = 0.0;
+    c
+}
+
+pub(crate) fn client(config: StackConfig) -> Client {
+    Client::from_config(config, token()).unwrap()
+}
+
+pub(crate) fn id(s: &str) -> PhoneNumberId {
+    s.parse().unwrap()
+}
+
+pub(crate) fn request(id_: &str) -> RequestCode {
+    RequestCode::new(id(id_), CodeMethod::Sms, "en_US".parse::<Language>().unwrap())
+}
+
+pub(crate) fn verify(id_: &str, code: &str) -> VerifyCode {
+    VerifyCode::new(id(id_), code.parse().unwrap())
+}
+
+/// A plain HTTP answer.
+pub(crate) struct Plain {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Plain {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one request with a plain hyper client, not the stack under test.
+pub(crate) async fn plain(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Plain, hyper_util::client::legacy::Error> {
+    let client: HyperClient<_, Full<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client.request(req.body(Full::new(body.into())).unwrap()).await?;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Ok(Plain {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// What a scripted server does with one request.
+#[derive(Clone)]
+pub(crate) enum Script {
+    /// Writes these bytes and closes the connection.
+    Bytes(Vec<u8>),
+    /// Reads the request and closes without answering.
+    Close,
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// A raw HTTP/1.1 server on 127.0.0.1 answering each request by its path.
+pub(crate) struct Scripted {
+    pub(crate) addr: SocketAddr,
+    pub(crate) hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    pub(crate) async fn start(answer: impl Fn(&str) -> Script + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let answer = Arc::new(answer);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let answer = answer.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Some(path) = read_request(&mut stream).await else { return };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    match answer(&path) {
+                        Script::Bytes(b) => {
+                            let _ = stream.write_all(&b).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        Script::Close => {}
+                        Script::Hang => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        Self { addr, hits, task }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request (headers and a Content-Length body); returns its path.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    head.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// An HTTP/1.1 answer with a Graph trace header.
+pub(crate) fn http_answer(status: u16, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         x-fb-trace-id: HdrTrace{status}\r\nconnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
