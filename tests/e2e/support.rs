@@ -78,7 +78,9 @@ pub(crate) async fn plain(
     body: impl Into<Bytes>,
 ) -> Result<Plain, hyper_util::client::legacy::Error> {
     let client: HyperClient<_, Full<Bytes>> =
-        HyperClient::builder(TokioExecutor::new()).build_http();
+        HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(None)
+            .build_http();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);

@@ -272,11 +272,14 @@ fn fault_reply(app: &App, kind: FaultKind) -> Reply {
             r
         }
         FaultKind::TruncatedBody => {
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(Bytes::from_static(b"{\"succ")),
-                Err(std::io::Error::other("sandbox: truncated body")),
-            ];
-            let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            use futures_util::StreamExt;
+            let head = futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"succ")) });
+            let cut = futures_util::stream::once(async {
+                // Pending once, so hyper flushes the head and first bytes before the cut.
+                tokio::task::yield_now().await;
+                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
+            });
+            let mut response = Response::new(Body::from_stream(head.chain(cut)));
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             h.insert(CONTENT_LENGTH, HeaderValue::from_static("16"));
@@ -306,6 +309,7 @@ pub(crate) async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = app.stats.enter();
     let trace = app.trace_id();
     let operation = match op.as_str() {
         "request_code" | "verify_code" => op.as_str(),

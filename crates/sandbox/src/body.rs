@@ -24,7 +24,11 @@ pub(crate) async fn params(headers: &HeaderMap, query: Option<&str>, body: Bytes
         .to_ascii_lowercase();
     let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
     if trimmed.is_some() {
-        if ct.starts_with("application/json") || (ct.is_empty() && body.trim_ascii_start().starts_with(b"{")) {
+        // curl's `-d` labels JSON as a form; Graph reads it as JSON, so do we.
+        let looks_json = body.trim_ascii_start().starts_with(b"{");
+        if ct.starts_with("application/json")
+            || (looks_json && (ct.is_empty() || ct.starts_with("application/x-www-form-urlencoded")))
+        {
             json(&body, &mut out)?;
         } else if ct.starts_with("application/x-www-form-urlencoded") || ct.is_empty() {
             form(&body, &mut out);

@@ -11,16 +11,22 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum FaultKind {
     /// 500 `GraphMethodException` 2 with `is_transient: true`; nothing sent.
+    #[serde(rename = "transient_500")]
     Transient500,
     /// 500 code 1 without `is_transient`; nothing sent.
+    #[serde(rename = "server_500")]
     Server500,
     /// 502 code 1 without `is_transient`; nothing sent.
+    #[serde(rename = "bad_gateway_502")]
     BadGateway502,
     /// 504 code 2 without `is_transient`; nothing sent.
+    #[serde(rename = "gateway_timeout_504")]
     GatewayTimeout504,
     /// 503 with an HTML body, as a proxy sends it; nothing sent.
+    #[serde(rename = "unavailable_503")]
     Unavailable503,
     /// 429 code 4 with `Retry-After`; nothing sent.
+    #[serde(rename = "rate_limited_429")]
     RateLimited429,
     /// The configured latency, then the normal answer.
     Latency,

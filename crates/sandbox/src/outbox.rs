@@ -88,12 +88,29 @@ pub struct Stats {
     pub by_operation: BTreeMap<String, u64>,
     /// Codes sent (the outbox's length).
     pub codes_sent: u64,
+    /// Requests being handled right now.
+    pub in_flight: u64,
 }
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StatsCell(Arc<Mutex<Stats>>);
 
+/// Counts a request as in flight until dropped, even if its connection goes away.
+pub(crate) struct InFlight(StatsCell);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        s.in_flight = s.in_flight.saturating_sub(1);
+    }
+}
+
 impl StatsCell {
+    pub(crate) fn enter(&self) -> InFlight {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).in_flight += 1;
+        InFlight(self.clone())
+    }
+
     pub(crate) fn record(&self, operation: &str, status: Option<u16>, code: Option<i64>, sent: bool) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.requests += 1;
