@@ -1,0 +1,141 @@
+use std::time::Duration;
+
+use tower::{ServiceBuilder, ServiceExt};
+use wa_verify_core::rate_limit::{MemoryStore, Quota, RateLimitLayer};
+use wa_verify_core::ErrorKind;
+
+use crate::support::*;
+
+fn quota(rate: &str, burst: u32) -> Quota {
+    Quota::new(rate.parse().unwrap(), burst)
+}
+
+#[tokio::test(start_paused = true)]
+async fn fails_fast_without_calling_the_inner_service() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/s", 1)], None);
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    svc.clone().oneshot(op("1")).await.unwrap();
+    let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(e.attempts(), 0);
+    assert!(!e.may_have_reached_server());
+    assert_eq!(inner.count(), 1);
+    // Another number has its own quota.
+    svc.oneshot(op("2")).await.unwrap();
+    assert_eq!(inner.count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_for_the_slot_up_to_max_wait() {
+    let started = tokio::time::Instant::now();
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/s", 1)], None);
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store).max_wait(Duration::from_secs(2)))
+        .service(inner.clone());
+    for _ in 0..3 {
+        svc.clone().oneshot(op("1")).await.unwrap();
+    }
+    let t = inner.times();
+    assert_eq!(t[1] - t[0], Duration::from_secs(1));
+    assert_eq!(t[2] - t[1], Duration::from_secs(1));
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refuses_at_once_when_the_slot_is_beyond_max_wait() {
+    let store = MemoryStore::new(&[quota("1/min", 1)], None);
+    let inner = Scripted::new([]);
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store).max_wait(Duration::from_secs(5)))
+        .service(inner.clone());
+    svc.clone().oneshot(op("1")).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let e = svc.oneshot(op("1")).await.unwrap_err();
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_concurrent_calls_under_1_per_second_give_one_success() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/s", 1)], None);
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    let calls = (0..10).map(|_| svc.clone().oneshot(op("7")));
+    let results = futures_join_all(calls).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert_eq!(results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::RateLimited)).count(), 9);
+    assert_eq!(inner.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn global_and_per_number_quotas_bind_together() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/min", 1)], Some(quota("2/s", 2)));
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    svc.clone().oneshot(op("1")).await.unwrap();
+    // Per-number binds for number 1.
+    let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+    assert!(e.to_string().contains("per-number"), "{e}");
+    svc.clone().oneshot(op("2")).await.unwrap();
+    // Global binds for a fresh number.
+    let e = svc.clone().oneshot(op("3")).await.unwrap_err();
+    assert!(e.to_string().contains("global"), "{e}");
+    assert_eq!(e.retry_after(), Some(Duration::from_millis(500)));
+    assert_eq!(inner.count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_per_number_quotas_both_bind() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/min", 1), quota("3/h", 3)], None);
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    for i in 0..3 {
+        svc.clone().oneshot(op("1")).await.unwrap();
+        let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+        assert!(e.retry_after().unwrap() <= Duration::from_secs(60), "short quota binds ({i})");
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+    assert!(e.retry_after().unwrap() > Duration::from_secs(60), "the hourly quota binds: {e}");
+    assert_eq!(inner.count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_numbers_are_evicted() {
+    let store = MemoryStore::with_eviction(&[quota("1/s", 1)], None, 0);
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store.clone())).service(Scripted::new([]));
+    for i in 0..1000u32 {
+        svc.clone().oneshot(op(&i.to_string())).await.unwrap();
+    }
+    assert_eq!(store.tracked_numbers(), 1000);
+    store.evict();
+    assert_eq!(store.tracked_numbers(), 1000, "still within their period");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    store.evict();
+    assert_eq!(store.tracked_numbers(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn eviction_runs_on_a_call_count() {
+    let store = MemoryStore::with_eviction(&[quota("1/s", 1)], None, 100);
+    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store.clone())).service(Scripted::new([]));
+    for i in 0..99u32 {
+        svc.clone().oneshot(op(&i.to_string())).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(2)).await;
+    svc.oneshot(op("5000")).await.unwrap();
+    assert!(store.tracked_numbers() <= 1, "{}", store.tracked_numbers());
+}
+
+/// Polls every future to completion on this task (no extra dependency for join_all).
+async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await);
+    }
+    out
+}

@@ -1,0 +1,73 @@
+use std::collections::VecDeque;
+use std::future::Ready;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+use tower::Service;
+use wa_verify_core::{
+    CodeMethod, Error, GraphApiError, RequestCode, RequestCodeResponse, Response, ResponseMeta,
+};
+
+pub(crate) type Outcome = Result<Response<RequestCodeResponse>, Error>;
+
+/// An inner service answering from a script, recording when each call arrived.
+#[derive(Clone)]
+pub(crate) struct Scripted {
+    outcomes: Arc<Mutex<VecDeque<Outcome>>>,
+    pub(crate) calls: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Scripted {
+    pub(crate) fn new(outcomes: impl IntoIterator<Item = Outcome>) -> Self {
+        Self {
+            outcomes: Arc::new(Mutex::new(outcomes.into_iter().collect())),
+            calls: Arc::default(),
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    pub(crate) fn times(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Service<RequestCode> for Scripted {
+    type Response = Response<RequestCodeResponse>;
+    type Error = Error;
+    type Future = Ready<Outcome>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: RequestCode) -> Self::Future {
+        self.calls.lock().unwrap().push(Instant::now());
+        let next = self.outcomes.lock().unwrap().pop_front().unwrap_or_else(|| Ok(ok()));
+        std::future::ready(next)
+    }
+}
+
+pub(crate) fn op(id: &str) -> RequestCode {
+    RequestCode::new(id.parse().unwrap(), CodeMethod::Sms, "en_US".parse().unwrap())
+}
+
+pub(crate) fn ok() -> Response<RequestCodeResponse> {
+    Response::from_parts(StatusCode::OK, serde_json::from_str(r#"{"success":true}"#).unwrap(), ResponseMeta::default())
+}
+
+/// A Graph error answer with optional `is_transient` and headers.
+pub(crate) fn graph(status: u16, code: i64, transient: Option<bool>, headers: &[(&str, &str)]) -> Error {
+    let mut g = GraphApiError::new("m", "OAuthException", code);
+    g.is_transient = transient;
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+    }
+    Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::from_headers(&h, SystemTime::now()))
+}

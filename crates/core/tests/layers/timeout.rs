@@ -1,0 +1,50 @@
+use std::time::Duration;
+
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use wa_verify_core::{Error, ErrorKind, TimeoutKind};
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_fires_and_says_which() {
+    let svc = ServiceBuilder::new()
+        .layer(AttemptTimeoutLayer::new(Some(Duration::from_secs(2))))
+        .service(service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok::<_, Error>(())
+        }));
+    let started = tokio::time::Instant::now();
+    let e = svc.oneshot(()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.timeout_kind(), Some(TimeoutKind::Attempt));
+    assert!(e.may_have_reached_server(), "ambiguous: may fire after the write");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_call_is_untouched_and_none_turns_it_off() {
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(None))
+        .layer(AttemptTimeoutLayer::new(Some(Duration::from_secs(2))))
+        .service(service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Error>(5)
+        }));
+    assert_eq!(svc.oneshot(()).await.unwrap(), 5);
+    let off = ServiceBuilder::new()
+        .layer(AttemptTimeoutLayer::new(None))
+        .service(service_fn(|_: ()| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok::<_, Error>(6)
+        }));
+    assert_eq!(off.oneshot(()).await.unwrap(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_says_it_is_the_deadline() {
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Some(Duration::from_secs(1))))
+        .service(service_fn(|_: ()| std::future::pending::<Result<(), Error>>()));
+    let e = svc.oneshot(()).await.unwrap_err();
+    assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
+    assert!(e.to_string().contains("deadline"), "{e}");
+}
