@@ -18,3 +18,158 @@ async fn request_then_verify_with_the_code_from_the_outbox() {
     assert_eq!(ok.output().id.as_deref(), Some("1234567890"));
     sb.shutdown().await;
 }
+
+use std::time::Duration;
+
+use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig};
+
+fn with_fault(id_: &str, kind: FaultKind, times: Option<u32>) -> SandboxConfig {
+    let mut cfg = SandboxConfig::default();
+    cfg.number_faults.insert(id_.into(), NumberFault { kind, times });
+    cfg
+}
+
+#[tokio::test]
+async fn transient_500_twice_then_success_takes_three_attempts() {
+    let sb = sandbox(with_fault("1", FaultKind::Transient500, Some(2))).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    let answer = c.request_code(request("1")).await.unwrap();
+    assert_eq!(answer.attempts(), 3);
+    assert_eq!(sb.stats().requests, 3);
+    assert_eq!(sb.outbox().len(), 1, "one code sent");
+}
+
+#[tokio::test]
+async fn a_502_gives_one_attempt() {
+    let sb = sandbox(with_fault("1", FaultKind::BadGateway502, None)).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    let e = c.request_code(request("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(502));
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(sb.stats().requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_server_gives_a_timeout_after_the_attempt_timeout() {
+    let sb = sandbox(with_fault("1", FaultKind::Hang, None)).await;
+    let mut cfg = client_config(sb.base_url().as_str());
+    cfg.timeouts.attempt = Some(Duration::from_secs(2));
+    let started = tokio::time::Instant::now();
+    let e = client(cfg).request_code(request("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(e.timeout_kind(), Some(wa_verify_core::TimeoutKind::Attempt));
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let mut cfg = client_config(sb.base_url().as_str());
+    cfg.rate_limit.per_number = vec!["1/s".parse::<wa_verify_core::rate_limit::Rate>().map(|r| wa_verify_core::rate_limit::Quota::new(r, 1)).unwrap()];
+    let c = client(cfg);
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.request_code(request("42")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut limited = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == ErrorKind::RateLimited && e.attempts() == 0 => limited += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, limited), (1, 9));
+    assert_eq!(sb.stats().requests, 1, "no request reached the server for the 9");
+}
+
+#[tokio::test]
+async fn every_encoding_works_end_to_end() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    for enc in ["json", "form", "multipart"] {
+        let mut cfg = client_config(sb.base_url().as_str());
+        cfg.encoding = enc.parse().unwrap();
+        let c = client(cfg);
+        c.request_code(request("5")).await.unwrap();
+        let code = sb.outbox().last_code("5").unwrap();
+        c.verify_code(verify("5", &code)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn drop_after_send_is_not_retried_by_default_so_one_code_is_sent() {
+    let sb = sandbox(with_fault("1", FaultKind::DropAfterSend, Some(1))).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    let e = c.request_code(request("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert!(e.may_have_reached_server());
+    assert_eq!((e.attempts(), sb.outbox().len()), (1, 1));
+}
+
+#[tokio::test]
+async fn retry_ambiguous_resends_after_a_drop_and_a_second_code_goes_out() {
+    let sb = sandbox(with_fault("1", FaultKind::DropAfterSend, Some(1))).await;
+    let mut cfg = client_config(sb.base_url().as_str());
+    cfg.retry.retry_ambiguous = true;
+    let answer = client(cfg).request_code(request("1")).await.unwrap();
+    assert_eq!(answer.attempts(), 2);
+    assert_eq!(sb.outbox().len(), 2, "the opt-in costs a duplicate code");
+}
+
+#[tokio::test]
+async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
+    let cfg = SandboxConfig::from_toml(
+        "[quotas]\nper_number = { rate = \"1/min\", burst = 1 }\nquota_error = \"observed\"",
+    )
+    .unwrap();
+    let sb = sandbox(cfg).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    c.request_code(request("3")).await.unwrap();
+    let e = c.request_code(request("3")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(e.meaning(), Some(wa_verify_core::Meaning::RequestCodeThrottled));
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(400));
+    assert_eq!(e.attempts(), 1);
+    assert!(e.graph().unwrap().error_data.is_some(), "error_data kept");
+    assert_eq!(sb.stats().requests, 2);
+}
+
+#[tokio::test]
+async fn the_spec_throttle_is_retried_within_max_retry_wait() {
+    // 429 with Retry-After 1 s: the retry waits for it, then succeeds.
+    let sb = sandbox(with_fault("3", FaultKind::RateLimited429, Some(1))).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    let started = std::time::Instant::now();
+    let answer = c.request_code(request("3")).await.unwrap();
+    assert_eq!(answer.attempts(), 2);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_wrong_code_is_its_own_kind_and_not_retried() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    c.request_code(request("9")).await.unwrap();
+    let code = sb.outbox().last_code("9").unwrap();
+    let bad = if code == "123456" { "654321" } else { "123456" };
+    let e = c.verify_code(verify("9", bad)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WrongCode);
+    assert_eq!(e.meaning(), Some(wa_verify_core::Meaning::WrongCode));
+    assert_eq!(e.attempts(), 1);
+}
+
+#[tokio::test]
+async fn the_client_is_a_clone_send_sync_tower_service() {
+    fn assert_service<S: tower::Service<wa_verify_core::RequestCode> + Clone + Send + Sync + 'static>(_: &S) {}
+    let sb = sandbox(SandboxConfig::default()).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    assert_service(&c);
+    let boxed = c.boxed_service::<wa_verify_core::RequestCode>();
+    use tower::ServiceExt;
+    assert!(boxed.oneshot(request("1")).await.unwrap().success);
+}

@@ -112,7 +112,7 @@ where
     }
 
     /// The stack as a boxed, cloneable, `Sync` service for one operation type.
-    pub fn boxed<O>(&self) -> BoxCloneSyncService<O, Response<O::Output>, Error>
+    pub fn boxed_service<O>(&self) -> BoxCloneSyncService<O, Response<O::Output>, Error>
     where
         O: Operation,
         Stack<H>: Service<O, Response = Response<O::Output>, Error = Error> + Clone + Send + Sync + 'static,

@@ -54,6 +54,8 @@ pub struct RetryPolicy {
     budget: Option<Arc<TpsBudget>>,
     // Per call: the shared policy never retries, tower clones it for each call.
     attempts: u32,
+    // Attempts that left the process: a local refusal (rate limit) is not one.
+    sent: u32,
     started: Option<Instant>,
     schedule: Option<Schedule>,
 }
@@ -94,6 +96,7 @@ impl Default for RetryPolicy {
             }),
             budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
             attempts: 0,
+            sent: 0,
             started: None,
             schedule: None,
         }
@@ -219,13 +222,17 @@ where
         self.attempts += 1;
         match result {
             Ok(response) => {
-                response.set_attempts(self.attempts);
+                self.sent += 1;
+                response.set_attempts(self.sent);
                 None
             }
             Err(error) => {
+                if !error.is_local() {
+                    self.sent += 1;
+                }
                 let wait = self.decide(op, error);
                 if wait.is_none() {
-                    error.set_attempts(self.attempts);
+                    error.set_attempts(self.sent);
                 }
                 wait.map(tokio::time::sleep)
             }
