@@ -9,5 +9,7 @@ mod transport;
 mod sandbox;
 // The full stack against the sandbox: request, verify, retries, limits, timeouts.
 mod stack;
+// The CLI binary: outputs, exit codes, token sources, sandbox and bench.
+mod cli;
 // Tracing output: fbtrace_id recorded, no secret anywhere.
 mod tracing;

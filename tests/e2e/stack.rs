@@ -12,7 +12,10 @@ async fn request_then_verify_with_the_code_from_the_outbox() {
     assert_eq!(answer.fbtrace_id().map(str::len), Some(23));
     let code = sb.outbox().last_code("1234567890").unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let e = c.verify_code(verify("1234567890", wrong)).await.unwrap_err();
+    let e = c
+        .verify_code(verify("1234567890", wrong))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WrongCode);
     let ok = c.verify_code(verify("1234567890", &code)).await.unwrap();
     assert_eq!(ok.output().id.as_deref(), Some("1234567890"));
@@ -25,7 +28,8 @@ use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig};
 
 fn with_fault(id_: &str, kind: FaultKind, times: Option<u32>) -> SandboxConfig {
     let mut cfg = SandboxConfig::default();
-    cfg.number_faults.insert(id_.into(), NumberFault { kind, times });
+    cfg.number_faults
+        .insert(id_.into(), NumberFault { kind, times });
     cfg
 }
 
@@ -67,7 +71,10 @@ async fn a_hanging_server_gives_a_timeout_after_the_attempt_timeout() {
 async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
     let sb = sandbox(SandboxConfig::default()).await;
     let mut cfg = client_config(sb.base_url().as_str());
-    cfg.rate_limit.per_number = vec!["1/s".parse::<wa_verify_core::rate_limit::Rate>().map(|r| wa_verify_core::rate_limit::Quota::new(r, 1)).unwrap()];
+    cfg.rate_limit.per_number = vec!["1/s"
+        .parse::<wa_verify_core::rate_limit::Rate>()
+        .map(|r| wa_verify_core::rate_limit::Quota::new(r, 1))
+        .unwrap()];
     let c = client(cfg);
     let calls: Vec<_> = (0..10)
         .map(|_| {
@@ -85,7 +92,11 @@ async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
         }
     }
     assert_eq!((ok, limited), (1, 9));
-    assert_eq!(sb.stats().requests, 1, "no request reached the server for the 9");
+    assert_eq!(
+        sb.stats().requests,
+        1,
+        "no request reached the server for the 9"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +143,10 @@ async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
     c.request_code(request("3")).await.unwrap();
     let e = c.request_code(request("3")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
-    assert_eq!(e.meaning(), Some(wa_verify_core::Meaning::RequestCodeThrottled));
+    assert_eq!(
+        e.meaning(),
+        Some(wa_verify_core::Meaning::RequestCodeThrottled)
+    );
     assert_eq!(e.status().map(|s| s.as_u16()), Some(400));
     assert_eq!(e.attempts(), 1);
     assert!(e.graph().unwrap().error_data.is_some(), "error_data kept");
@@ -165,7 +179,12 @@ async fn a_wrong_code_is_its_own_kind_and_not_retried() {
 
 #[tokio::test]
 async fn the_client_is_a_clone_send_sync_tower_service() {
-    fn assert_service<S: tower::Service<wa_verify_core::RequestCode> + Clone + Send + Sync + 'static>(_: &S) {}
+    fn assert_service<
+        S: tower::Service<wa_verify_core::RequestCode> + Clone + Send + Sync + 'static,
+    >(
+        _: &S,
+    ) {
+    }
     let sb = sandbox(SandboxConfig::default()).await;
     let c = client(client_config(sb.base_url().as_str()));
     assert_service(&c);

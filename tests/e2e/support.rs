@@ -22,7 +22,12 @@ pub(crate) fn token() -> Token {
 }
 
 pub(crate) async fn sandbox(config: SandboxConfig) -> SandboxHandle {
-    Sandbox::builder().config(config).token(token()).start().await.unwrap()
+    Sandbox::builder()
+        .config(config)
+        .token(token())
+        .start()
+        .await
+        .unwrap()
 }
 
 /// A client for `base` with fast, deterministic retries.
@@ -44,7 +49,11 @@ pub(crate) fn id(s: &str) -> PhoneNumberId {
 }
 
 pub(crate) fn request(id_: &str) -> RequestCode {
-    RequestCode::new(id(id_), CodeMethod::Sms, "en_US".parse::<Language>().unwrap())
+    RequestCode::new(
+        id(id_),
+        CodeMethod::Sms,
+        "en_US".parse::<Language>().unwrap(),
+    )
 }
 
 pub(crate) fn verify(id_: &str, code: &str) -> VerifyCode {
@@ -60,9 +69,8 @@ pub(crate) struct Plain {
 
 impl Plain {
     pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
@@ -77,18 +85,24 @@ pub(crate) async fn plain(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Result<Plain, hyper_util::client::legacy::Error> {
-    let client: HyperClient<_, Full<Bytes>> =
-        HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(None)
-            .build_http();
+    let client: HyperClient<_, Full<Bytes>> = HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(None)
+        .build_http();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = client.request(req.body(Full::new(body.into())).unwrap()).await?;
+    let res = client
+        .request(req.body(Full::new(body.into())).unwrap())
+        .await?;
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    let body = res.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     Ok(Plain {
         status,
         headers,
@@ -129,11 +143,15 @@ impl Scripted {
         let answer = Arc::new(answer);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let answer = answer.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
-                    let Some(path) = read_request(&mut stream).await else { return };
+                    let Some(path) = read_request(&mut stream).await else {
+                        return;
+                    };
                     counter.fetch_add(1, Ordering::SeqCst);
                     match answer(&path) {
                         Script::Bytes(b) => {
@@ -180,7 +198,8 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     while buf.len() < head_end + len {

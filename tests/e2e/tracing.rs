@@ -65,10 +65,21 @@ async fn a_failing_call_records_the_servers_fbtrace_id_and_no_secret() {
     let text = out.text();
     let span_line = text
         .lines()
-        .find(|l| l.contains("request_code") && l.contains("close") && l.contains("phone_number_id=\"77\""))
+        .find(|l| {
+            l.contains("request_code")
+                && l.contains("close")
+                && l.contains("phone_number_id=\"77\"")
+        })
         .unwrap_or_else(|| panic!("no request_code span close in:\n{text}"));
-    assert!(span_line.contains(&format!("fbtrace_id=\"{trace}\"")) || span_line.contains(&format!("fbtrace_id={trace}")), "{span_line}");
-    assert!(span_line.contains("http.response.status_code=403"), "{span_line}");
+    assert!(
+        span_line.contains(&format!("fbtrace_id=\"{trace}\""))
+            || span_line.contains(&format!("fbtrace_id={trace}")),
+        "{span_line}"
+    );
+    assert!(
+        span_line.contains("http.response.status_code=403"),
+        "{span_line}"
+    );
     assert!(span_line.contains("error.code=200"), "{span_line}");
     assert!(text.contains("verify_code"), "verify spans recorded");
     assert!(!text.contains(FAKE_TOKEN), "token in trace output");

@@ -6,7 +6,11 @@ use crate::support::*;
 
 /// Answers by phone number id: `/v23.0/{id}/request_code`.
 fn scripted(path: &str) -> Script {
-    let id: u16 = path.split('/').nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let id: u16 = path
+        .split('/')
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let graph = |status: u16, ty: &str, code: i64, sub: &str, transient: &str| {
         let body = format!(
             r#"{{"error":{{"message":"m{status}","type":"{ty}","code":{code}{sub}{transient},"fbtrace_id":"BodyTrace{status}"}}}}"#
@@ -14,27 +18,62 @@ fn scripted(path: &str) -> Script {
         Script::Bytes(http_answer(status, "application/json", &body, ""))
     };
     match id {
-        200 => Script::Bytes(http_answer(200, "application/json", r#"{"success":true}"#, "")),
+        200 => Script::Bytes(http_answer(
+            200,
+            "application/json",
+            r#"{"success":true}"#,
+            "",
+        )),
         400 => graph(400, "OAuthException", 100, "", ""),
         401 => graph(401, "OAuthException", 190, r#","error_subcode":463"#, ""),
-        403 => graph(403, "OAuthException", 200, r#","error_subcode":1349174"#, ""),
+        403 => graph(
+            403,
+            "OAuthException",
+            200,
+            r#","error_subcode":1349174"#,
+            "",
+        ),
         404 => graph(404, "GraphMethodException", 803, "", ""),
         422 => graph(422, "GraphMethodException", 100, "", ""),
-        429 => graph(429, "OAuthException", 4, r#","error_subcode":2446079"#, r#","is_transient":true"#),
-        500 => graph(500, "GraphMethodException", 2, "", r#","is_transient":true"#),
+        429 => graph(
+            429,
+            "OAuthException",
+            4,
+            r#","error_subcode":2446079"#,
+            r#","is_transient":true"#,
+        ),
+        500 => graph(
+            500,
+            "GraphMethodException",
+            2,
+            "",
+            r#","is_transient":true"#,
+        ),
         // HTML from a proxy.
-        502 => Script::Bytes(http_answer(502, "text/html", "<html><body>Bad Gateway</body></html>", "")),
+        502 => Script::Bytes(http_answer(
+            502,
+            "text/html",
+            "<html><body>Bad Gateway</body></html>",
+            "",
+        )),
         // Empty body.
         503 => Script::Bytes(http_answer(503, "application/json", "", "")),
         // Truncated: the length promises more than is sent before the close.
         600 => {
             let mut b = http_answer(200, "application/json", r#"{"success":true}"#, "");
-            let s = String::from_utf8(b.clone()).unwrap().replace("content-length: 16", "content-length: 64");
+            let s = String::from_utf8(b.clone())
+                .unwrap()
+                .replace("content-length: 16", "content-length: 64");
             b = s.into_bytes();
             Script::Bytes(b)
         }
         // Oversized: far past the 64 KiB cap.
-        601 => Script::Bytes(http_answer(200, "application/json", &format!("{{\"success\":true,\"p\":\"{}\"}}", "x".repeat(200_000)), "")),
+        601 => Script::Bytes(http_answer(
+            200,
+            "application/json",
+            &format!("{{\"success\":true,\"p\":\"{}\"}}", "x".repeat(200_000)),
+            "",
+        )),
         // Oversized without a length: chunked, so only reading finds out.
         602 => {
             let chunk = "x".repeat(30_000);
@@ -51,7 +90,10 @@ fn scripted(path: &str) -> Script {
     }
 }
 
-async fn call(server: &Scripted, id_: &str) -> Result<wa_verify_core::Response<wa_verify_core::RequestCodeResponse>, wa_verify_core::Error> {
+async fn call(
+    server: &Scripted,
+    id_: &str,
+) -> Result<wa_verify_core::Response<wa_verify_core::RequestCodeResponse>, wa_verify_core::Error> {
     let mut cfg = client_config(&server.base());
     cfg.retry.enabled = false;
     cfg.timeouts.attempt = Some(Duration::from_millis(300));
@@ -94,7 +136,11 @@ async fn html_empty_truncated_and_oversized_are_protocol_errors() {
         assert_eq!(e.kind(), ErrorKind::Protocol, "{id_}: {e}");
         assert_eq!(e.status().unwrap().as_u16(), status, "{id_}");
         assert!(e.to_string().contains(what), "{id_}: {e}");
-        assert_eq!(e.fbtrace_id(), Some(format!("HdrTrace{status}").as_str()), "{id_}");
+        assert_eq!(
+            e.fbtrace_id(),
+            Some(format!("HdrTrace{status}").as_str()),
+            "{id_}"
+        );
         assert!(e.may_have_reached_server());
     }
 }
@@ -113,7 +159,12 @@ async fn dropped_and_hanging_connections_are_transport_and_timeout() {
 #[tokio::test]
 async fn refused_connection_is_transport_not_sent() {
     // Bind then drop, so the port is (almost certainly) closed.
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cfg = client_config(&format!("http://127.0.0.1:{port}"));
     cfg.retry.enabled = false;
     let e = client(cfg).request_code(request("1")).await.unwrap_err();
@@ -123,7 +174,9 @@ async fn refused_connection_is_transport_not_sent() {
 
 #[tokio::test]
 async fn http_to_a_remote_host_is_refused_before_any_io() {
-    let e = "http://graph.facebook.com".parse::<wa_verify_core::graph::BaseUrl>().unwrap_err();
+    let e = "http://graph.facebook.com"
+        .parse::<wa_verify_core::graph::BaseUrl>()
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("loopback"));
 }

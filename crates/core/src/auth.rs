@@ -271,7 +271,8 @@ where
     S: Service<http::Request<B>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("auth::ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("auth::ResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 
@@ -316,6 +317,10 @@ mod tests {
         let e = "EAA secret".parse::<Token>().unwrap_err();
         assert!(!format!("{e}{e:?}").contains("secret"));
         assert!(e.to_string().contains("visible ASCII"));
-        assert!("".parse::<Token>().unwrap_err().to_string().contains("empty"));
+        assert!(""
+            .parse::<Token>()
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
     }
 }

@@ -50,7 +50,9 @@ pub struct Client<H = Transport> {
 
 impl<H> fmt::Debug for Client<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +94,10 @@ where
     /// # Errors
     ///
     /// Every failure, typed: see [`Error::kind`].
-    pub async fn request_code(&self, op: RequestCode) -> Result<Response<RequestCodeResponse>, Error>
+    pub async fn request_code(
+        &self,
+        op: RequestCode,
+    ) -> Result<Response<RequestCodeResponse>, Error>
     where
         Stack<H>: Service<RequestCode, Response = Response<RequestCodeResponse>, Error = Error>,
     {
@@ -115,7 +120,11 @@ where
     pub fn boxed_service<O>(&self) -> BoxCloneSyncService<O, Response<O::Output>, Error>
     where
         O: Operation,
-        Stack<H>: Service<O, Response = Response<O::Output>, Error = Error> + Clone + Send + Sync + 'static,
+        Stack<H>: Service<O, Response = Response<O::Output>, Error = Error>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         <Stack<H> as Service<O>>::Future: Send + 'static,
     {
         BoxCloneSyncService::new(self.stack.clone())

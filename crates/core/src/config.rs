@@ -42,11 +42,11 @@ pub mod duration {
     /// Formats a duration the way [`parse`] reads it.
     pub fn format(d: Duration) -> String {
         let ms = d.as_millis();
-        if ms % 3_600_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
             format!("{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             format!("{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")
@@ -83,7 +83,10 @@ pub mod duration {
             assert_eq!(parse("2h").unwrap(), Duration::from_secs(7200));
             assert_eq!(parse("3").unwrap(), Duration::from_secs(3));
             for bad in ["", "s", "-1s", "1x", "1e400s", "1.2.3s"] {
-                assert!(parse(bad).unwrap_err().to_string().contains("500ms"), "{bad}");
+                assert!(
+                    parse(bad).unwrap_err().to_string().contains("500ms"),
+                    "{bad}"
+                );
             }
         }
 
@@ -398,7 +401,9 @@ mod opt_duration {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let s = String::deserialize(d)?;
         if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
             return Ok(None);
@@ -466,10 +471,16 @@ mod tests {
         assert!(e.to_string().contains("max_atempts"), "{e}");
         let e = StackConfig::from_toml("base_url = \"http://example.com\"").unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");
-        let e = StackConfig::from_toml("[rate_limit]\nper_number = [{ rate = \"5/week\" }]").unwrap_err();
+        let e = StackConfig::from_toml("[rate_limit]\nper_number = [{ rate = \"5/week\" }]")
+            .unwrap_err();
         assert!(e.to_string().contains("5/min"), "{e}");
         let mut cfg = StackConfig::default();
         cfg.retry.max_attempts = 0;
-        assert!(cfg.retry.policy(None).unwrap_err().to_string().contains("at least 1"));
+        assert!(cfg
+            .retry
+            .policy(None)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
     }
 }

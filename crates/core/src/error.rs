@@ -71,13 +71,13 @@ impl ErrorKind {
     /// The kind an HTTP error status stands for when the body has no overriding code.
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {
-            400 => ErrorKind::BadRequest,
             401 => ErrorKind::Auth,
             403 => ErrorKind::Permission,
             404 => ErrorKind::NotFound,
             422 => ErrorKind::Unprocessable,
             429 => ErrorKind::RateLimited,
             500..=599 => ErrorKind::Server,
+            // 400 and every other 4xx.
             400..=499 => ErrorKind::BadRequest,
             _ => ErrorKind::Protocol,
         }
@@ -356,7 +356,9 @@ impl Error {
     /// How long to wait before calling again: a local limiter's answer, else the
     /// server's `Retry-After` or usage-header hint.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.inner.retry_after.or_else(|| self.inner.meta.wait_hint())
+        self.inner
+            .retry_after
+            .or_else(|| self.inner.meta.wait_hint())
     }
 
     /// How many attempts were made; 0 when the call was refused locally.
@@ -437,7 +439,9 @@ impl fmt::Display for Error {
             ErrorKind::Timeout => write!(f, "timeout: {}", i.message)?,
             ErrorKind::Transport => write!(f, "transport error: {}", i.message)?,
             ErrorKind::Protocol => write!(f, "unexpected answer: {}", i.message)?,
-            ErrorKind::Unsuccessful => f.write_str("unsuccessful: the API answered success: false")?,
+            ErrorKind::Unsuccessful => {
+                f.write_str("unsuccessful: the API answered success: false")?
+            }
             ErrorKind::WrongCode => f.write_str("wrong code")?,
         }
         if let Some(status) = i.status {
@@ -457,10 +461,27 @@ impl fmt::Display for Error {
         }
         if i.kind == ErrorKind::RateLimited {
             if let Some(wait) = self.retry_after() {
-                write!(f, "; retry after {wait:?}")?;
+                write!(f, "; retry after {}", human(wait))?;
             }
         }
         Ok(())
+    }
+}
+
+/// A wait for people: `60s`, `2.5s`, `250ms`, rounded up.
+fn human(d: Duration) -> String {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    if ms >= 10_000 {
+        format!("{}s", ms.div_ceil(1000))
+    } else if ms >= 1000 {
+        let tenths = ms.div_ceil(100);
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    } else {
+        format!("{ms}ms")
     }
 }
 
@@ -508,7 +529,11 @@ mod tests {
 
     fn graph(status: u16, body: &str) -> Error {
         let g = GraphApiError::from_body(body.as_bytes()).expect("graph body");
-        Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::default())
+        Error::from_graph(
+            StatusCode::from_u16(status).unwrap(),
+            g,
+            ResponseMeta::default(),
+        )
     }
 
     #[test]
@@ -559,7 +584,11 @@ mod tests {
     fn throttle_wrong_code_and_token_codes_override_status() {
         let body = |code: i64| format!(r#"{{"error":{{"message":"m","type":"t","code":{code}}}}}"#);
         for code in [4, 80007, 130429, 136024, 133016] {
-            assert_eq!(graph(400, &body(code)).kind(), ErrorKind::RateLimited, "{code}");
+            assert_eq!(
+                graph(400, &body(code)).kind(),
+                ErrorKind::RateLimited,
+                "{code}"
+            );
         }
         assert_eq!(graph(400, &body(136025)).kind(), ErrorKind::WrongCode);
         assert_eq!(graph(400, &body(190)).kind(), ErrorKind::Auth);
@@ -576,7 +605,10 @@ mod tests {
             "rate limited (HTTP 429, code 4/2446079): Application request limit reached"
         );
         let local = Error::rate_limited_locally("per-number quota", Duration::from_secs(3));
-        assert_eq!(local.to_string(), "rate limited: per-number quota; retry after 3s");
+        assert_eq!(
+            local.to_string(),
+            "rate limited: per-number quota; retry after 3s"
+        );
         assert_eq!(local.attempts(), 0);
         assert!(local.is_local());
     }

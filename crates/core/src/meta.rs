@@ -127,7 +127,9 @@ pub(crate) fn regain_access(header: &str) -> Option<Duration> {
     if !minutes.is_finite() || minutes <= 0.0 {
         return (minutes == 0.0).then_some(Duration::ZERO);
     }
-    Some(Duration::from_secs_f64((minutes * 60.0).min(MAX_HINT.as_secs_f64())))
+    Some(Duration::from_secs_f64(
+        (minutes * 60.0).min(MAX_HINT.as_secs_f64()),
+    ))
 }
 
 #[cfg(test)]
@@ -148,7 +150,10 @@ mod tests {
     fn retry_after_as_http_date() {
         // Sun, 06 Nov 1994 08:49:37 GMT is 784111777.
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
-        assert_eq!(retry_after(date, at(784_111_770)), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(date, at(784_111_770)),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(retry_after(date, at(784_111_800)), Some(Duration::ZERO));
     }
 
@@ -157,7 +162,10 @@ mod tests {
         assert_eq!(retry_after("soon", at(0)), None);
         assert_eq!(retry_after("", at(0)), None);
         assert_eq!(retry_after("-5", at(0)), None);
-        assert_eq!(retry_after("99999999999999999999999", at(0)), Some(MAX_HINT));
+        assert_eq!(
+            retry_after("99999999999999999999999", at(0)),
+            Some(MAX_HINT)
+        );
     }
 
     #[test]
@@ -180,7 +188,9 @@ mod tests {
         h.insert("retry-after", "7".parse().unwrap());
         h.insert(
             "x-app-usage",
-            r#"{"call_count":100,"total_time":20,"total_cputime":20}"#.parse().unwrap(),
+            r#"{"call_count":100,"total_time":20,"total_cputime":20}"#
+                .parse()
+                .unwrap(),
         );
         h.insert(
             "x-business-use-case-usage",

@@ -426,7 +426,11 @@ pub struct RequestCode {
 
 impl RequestCode {
     /// A request for a code sent to `phone_number_id` by `code_method` in `language`.
-    pub fn new(phone_number_id: PhoneNumberId, code_method: CodeMethod, language: Language) -> Self {
+    pub fn new(
+        phone_number_id: PhoneNumberId,
+        code_method: CodeMethod,
+        language: Language,
+    ) -> Self {
         Self {
             phone_number_id,
             code_method,
@@ -582,7 +586,9 @@ mod tests {
 
     #[test]
     fn language_refuses_other_forms_naming_both() {
-        for bad in ["", "en-US", "EN_us", "e", "eng", "en_us", "EN", "en_USA", "en US"] {
+        for bad in [
+            "", "en-US", "EN_us", "e", "eng", "en_us", "EN", "en_USA", "en US",
+        ] {
             let msg = refused::<Language>(bad);
             assert!(msg.contains("en_US") && msg.contains(" en "), "{msg}");
         }

@@ -123,7 +123,8 @@ pin_project! {
 
 impl fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("transport::ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("transport::ResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 

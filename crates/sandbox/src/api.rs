@@ -54,7 +54,11 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub(crate) fn new(config: SandboxConfig, token: String, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        config: SandboxConfig,
+        token: String,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let set = |v: &[String]| v.iter().cloned().collect::<HashSet<_>>();
         Self {
             numbers: (!config.numbers.is_empty()).then(|| set(&config.numbers)),
@@ -196,7 +200,13 @@ impl Reply {
     }
 }
 
-fn graph_error(message: &str, kind: &str, code: i64, subcode: Option<i64>, transient: Option<bool>) -> GraphApiError {
+fn graph_error(
+    message: &str,
+    kind: &str,
+    code: i64,
+    subcode: Option<i64>,
+    transient: Option<bool>,
+) -> GraphApiError {
     let mut e = GraphApiError::new(message, kind, code);
     e.error_subcode = subcode;
     e.is_transient = transient;
@@ -206,7 +216,13 @@ fn graph_error(message: &str, kind: &str, code: i64, subcode: Option<i64>, trans
 fn bad_param(message: impl AsRef<str>) -> Reply {
     Reply::error(
         StatusCode::BAD_REQUEST,
-        graph_error(&format!("(#100) {}", message.as_ref()), "OAuthException", 100, None, None),
+        graph_error(
+            &format!("(#100) {}", message.as_ref()),
+            "OAuthException",
+            100,
+            None,
+            None,
+        ),
     )
 }
 
@@ -226,7 +242,13 @@ fn usage_headers(reply: &mut Reply, id: &str, wait: Duration) {
 fn app_limited(id: &str, wait: Duration) -> Reply {
     let mut r = Reply::error(
         StatusCode::TOO_MANY_REQUESTS,
-        graph_error("(#4) Application request limit reached", "OAuthException", 4, Some(2_446_079), Some(true)),
+        graph_error(
+            "(#4) Application request limit reached",
+            "OAuthException",
+            4,
+            Some(2_446_079),
+            Some(true),
+        ),
     );
     usage_headers(&mut r, id, wait);
     r
@@ -236,7 +258,13 @@ fn fault_reply(app: &App, kind: FaultKind) -> Reply {
     match kind {
         FaultKind::Transient500 => Reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            graph_error("An unexpected error occurred. Please retry your request later.", "GraphMethodException", 2, None, Some(true)),
+            graph_error(
+                "An unexpected error occurred. Please retry your request later.",
+                "GraphMethodException",
+                2,
+                None,
+                Some(true),
+            ),
         ),
         FaultKind::Server500 => Reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -248,7 +276,13 @@ fn fault_reply(app: &App, kind: FaultKind) -> Reply {
         ),
         FaultKind::GatewayTimeout504 => Reply::error(
             StatusCode::GATEWAY_TIMEOUT,
-            graph_error("Service temporarily unavailable", "OAuthException", 2, None, None),
+            graph_error(
+                "Service temporarily unavailable",
+                "OAuthException",
+                2,
+                None,
+                None,
+            ),
         ),
         FaultKind::Unavailable503 => {
             let mut response = (
@@ -264,11 +298,18 @@ fn fault_reply(app: &App, kind: FaultKind) -> Reply {
         FaultKind::RateLimited429 => {
             let mut r = Reply::error(
                 StatusCode::TOO_MANY_REQUESTS,
-                graph_error("(#4) Application request limit reached", "OAuthException", 4, Some(2_446_079), Some(true)),
+                graph_error(
+                    "(#4) Application request limit reached",
+                    "OAuthException",
+                    4,
+                    Some(2_446_079),
+                    Some(true),
+                ),
             );
-            r.response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(app.config.faults.retry_after_secs));
+            r.response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(app.config.faults.retry_after_secs),
+            );
             r
         }
         FaultKind::TruncatedBody => {
@@ -339,91 +380,111 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-async fn handle(&self, query: Option<&str>, headers: &HeaderMap, body: Bytes, sent: &mut bool) -> Reply {
-    let Call { app, version, id, op, trace } = *self;
-    let fault = app.fault_for(id);
-    match fault {
-        Some(FaultKind::Hang) => {
-            app.wait_for_shutdown().await;
-            return Reply::dropped();
+    async fn handle(
+        &self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Bytes,
+        sent: &mut bool,
+    ) -> Reply {
+        let Call {
+            app,
+            version,
+            id,
+            op,
+            trace,
+        } = *self;
+        let fault = app.fault_for(id);
+        match fault {
+            Some(FaultKind::Hang) => {
+                app.wait_for_shutdown().await;
+                return Reply::dropped();
+            }
+            Some(FaultKind::Latency) => tokio::time::sleep(app.config.faults.latency).await,
+            Some(kind) if !kind.acts_first() => return fault_reply(app, kind),
+            _ => {}
         }
-        Some(FaultKind::Latency) => tokio::time::sleep(app.config.faults.latency).await,
-        Some(kind) if !kind.acts_first() => return fault_reply(app, kind),
-        _ => {}
-    }
-    let params = match body::params(headers, query, body).await {
-        Ok(p) => p,
-        Err(e) => return bad_param(format!("Invalid parameter: {}", e.0)),
-    };
-    if !authorized(app, headers, &params) {
-        return Reply::error(
-            StatusCode::UNAUTHORIZED,
-            graph_error(
-                "Invalid OAuth access token - Cannot parse access token",
-                "OAuthException",
-                190,
-                Some(463),
-                None,
-            ),
-        );
-    }
-    if version.parse::<ApiVersion>().is_err() {
-        return bad_param(format!("Unsupported API version {version:?}: use the form v23.0"));
-    }
-    if id.parse::<PhoneNumberId>().is_err() {
-        return bad_param("Invalid parameter: phone number id must be digits");
-    }
-    if !matches!(op, "request_code" | "verify_code") {
-        return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
-    }
-    if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
-        return Reply::error(
-            StatusCode::NOT_FOUND,
-            graph_error("Phone number not found", "GraphMethodException", 803, None, None),
-        );
-    }
-    if app.not_permitted.contains(id) {
-        return Reply::error(
-            StatusCode::FORBIDDEN,
-            graph_error(
-                "Your app doesn't have permission to access this phone number",
-                "OAuthException",
-                200,
-                Some(1_349_174),
-                None,
-            ),
-        );
-    }
-    if app.not_eligible.contains(id) {
-        return Reply::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            graph_error(
-                "Phone number is not eligible for verification at this time",
-                "GraphMethodException",
-                100,
-                None,
-                None,
-            ),
-        );
-    }
-    if let Some(store) = &app.app_quota {
-        if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(None) {
-            return app_limited(id, wait);
+        let params = match body::params(headers, query, body).await {
+            Ok(p) => p,
+            Err(e) => return bad_param(format!("Invalid parameter: {}", e.0)),
+        };
+        if !authorized(app, headers, &params) {
+            return Reply::error(
+                StatusCode::UNAUTHORIZED,
+                graph_error(
+                    "Invalid OAuth access token - Cannot parse access token",
+                    "OAuthException",
+                    190,
+                    Some(463),
+                    None,
+                ),
+            );
+        }
+        if version.parse::<ApiVersion>().is_err() {
+            return bad_param(format!(
+                "Unsupported API version {version:?}: use the form v23.0"
+            ));
+        }
+        if id.parse::<PhoneNumberId>().is_err() {
+            return bad_param("Invalid parameter: phone number id must be digits");
+        }
+        if !matches!(op, "request_code" | "verify_code") {
+            return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
+        }
+        if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                graph_error(
+                    "Phone number not found",
+                    "GraphMethodException",
+                    803,
+                    None,
+                    None,
+                ),
+            );
+        }
+        if app.not_permitted.contains(id) {
+            return Reply::error(
+                StatusCode::FORBIDDEN,
+                graph_error(
+                    "Your app doesn't have permission to access this phone number",
+                    "OAuthException",
+                    200,
+                    Some(1_349_174),
+                    None,
+                ),
+            );
+        }
+        if app.not_eligible.contains(id) {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                graph_error(
+                    "Phone number is not eligible for verification at this time",
+                    "GraphMethodException",
+                    100,
+                    None,
+                    None,
+                ),
+            );
+        }
+        if let Some(store) = &app.app_quota {
+            if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(None) {
+                return app_limited(id, wait);
+            }
+        }
+        let reply = match op {
+            "request_code" => request_code(app, id, trace, &params, sent),
+            _ => verify_code(app, id, &params, sent),
+        };
+        match fault {
+            Some(
+                kind @ (FaultKind::DropAfterSend
+                | FaultKind::TruncatedBody
+                | FaultKind::OversizedBody),
+            ) if reply.status == Some(200) => fault_reply(app, kind),
+            _ => reply,
         }
     }
-    let reply = match op {
-        "request_code" => request_code(app, id, trace, &params, sent),
-        _ => verify_code(app, id, &params, sent),
-    };
-    match fault {
-        Some(kind @ (FaultKind::DropAfterSend | FaultKind::TruncatedBody | FaultKind::OversizedBody))
-            if reply.status == Some(200) =>
-        {
-            fault_reply(app, kind)
-        }
-        _ => reply,
-    }
-}
 }
 
 fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
@@ -463,10 +524,17 @@ fn request_code(app: &App, id: &str, trace: &str, params: &Params, sent: &mut bo
             return match app.config.quotas.quota_error {
                 QuotaDialect::Spec => app_limited(id, wait),
                 QuotaDialect::Observed => {
-                    let mut e = graph_error("Request code error", "OAuthException", 136_024, Some(2_388_091), Some(false));
+                    let mut e = graph_error(
+                        "Request code error",
+                        "OAuthException",
+                        136_024,
+                        Some(2_388_091),
+                        Some(false),
+                    );
                     e.error_user_title = Some("Request code error".into());
                     e.error_user_msg = Some(
-                        "You have requested a code too many times. Please try again after a while.".into(),
+                        "You have requested a code too many times. Please try again after a while."
+                            .into(),
                     );
                     e.error_data = Some(serde_json::json!({
                         "messaging_product": "whatsapp",
@@ -541,9 +609,16 @@ fn verify_code(app: &App, id: &str, params: &Params, sent: &mut bool) -> Reply {
         s.blocked_until = Some(now + cfg.block_for);
         s.code = None;
     }
-    let mut e = graph_error("Verify code error", "OAuthException", 136_025, Some(2_388_093), Some(false));
+    let mut e = graph_error(
+        "Verify code error",
+        "OAuthException",
+        136_025,
+        Some(2_388_093),
+        Some(false),
+    );
     e.error_user_title = Some("Verify code error".into());
-    e.error_user_msg = Some("The code you entered is wrong or has expired. Check it and try again.".into());
+    e.error_user_msg =
+        Some("The code you entered is wrong or has expired. Check it and try again.".into());
     Reply::error(StatusCode::BAD_REQUEST, e)
 }
 

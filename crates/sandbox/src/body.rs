@@ -15,7 +15,11 @@ pub(crate) type Params = HashMap<String, String>;
 #[derive(Debug)]
 pub(crate) struct BadBody(pub(crate) String);
 
-pub(crate) async fn params(headers: &HeaderMap, query: Option<&str>, body: Bytes) -> Result<Params, BadBody> {
+pub(crate) async fn params(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Bytes,
+) -> Result<Params, BadBody> {
     let mut out = Params::new();
     let ct = headers
         .get(CONTENT_TYPE)
@@ -27,7 +31,8 @@ pub(crate) async fn params(headers: &HeaderMap, query: Option<&str>, body: Bytes
         // curl's `-d` labels JSON as a form; Graph reads it as JSON, so do we.
         let looks_json = body.trim_ascii_start().starts_with(b"{");
         if ct.starts_with("application/json")
-            || (looks_json && (ct.is_empty() || ct.starts_with("application/x-www-form-urlencoded")))
+            || (looks_json
+                && (ct.is_empty() || ct.starts_with("application/x-www-form-urlencoded")))
         {
             json(&body, &mut out)?;
         } else if ct.starts_with("application/x-www-form-urlencoded") || ct.is_empty() {
@@ -50,8 +55,8 @@ pub(crate) async fn params(headers: &HeaderMap, query: Option<&str>, body: Bytes
 }
 
 fn json(body: &[u8], out: &mut Params) -> Result<(), BadBody> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| BadBody(format!("malformed JSON body: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| BadBody(format!("malformed JSON body: {e}")))?;
     let serde_json::Value::Object(map) = value else {
         return Err(BadBody("the JSON body must be an object".into()));
     };
@@ -73,7 +78,12 @@ fn form(body: &[u8], out: &mut Params) {
     }
 }
 
-async fn multipart(ct: &str, headers: &HeaderMap, body: Bytes, out: &mut Params) -> Result<(), BadBody> {
+async fn multipart(
+    ct: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    out: &mut Params,
+) -> Result<(), BadBody> {
     // Parse the boundary from the original header: boundaries are case-sensitive.
     let original = headers
         .get(CONTENT_TYPE)
@@ -111,26 +121,72 @@ mod tests {
 
     #[tokio::test]
     async fn reads_every_encoding_and_the_query() {
-        let p = params(&headers("application/json"), None, Bytes::from_static(br#"{"code_method":"SMS","language":"en"}"#))
-            .await
-            .unwrap();
+        let p = params(
+            &headers("application/json"),
+            None,
+            Bytes::from_static(br#"{"code_method":"SMS","language":"en"}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(p["code_method"], "SMS");
-        let p = params(&headers("application/x-www-form-urlencoded"), Some("language=en_US"), Bytes::from_static(b"code_method=VOICE"))
-            .await
-            .unwrap();
-        assert_eq!((p["code_method"].as_str(), p["language"].as_str()), ("VOICE", "en_US"));
-        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n123456\r\n--XyZ--\r\n";
-        let p = params(&headers("multipart/form-data; boundary=XyZ"), None, Bytes::from(body)).await.unwrap();
+        let p = params(
+            &headers("application/x-www-form-urlencoded"),
+            Some("language=en_US"),
+            Bytes::from_static(b"code_method=VOICE"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (p["code_method"].as_str(), p["language"].as_str()),
+            ("VOICE", "en_US")
+        );
+        let body =
+            "--XyZ\r\nContent-Disposition: form-data; name=\"code\"\r\n\r\n123456\r\n--XyZ--\r\n";
+        let p = params(
+            &headers("multipart/form-data; boundary=XyZ"),
+            None,
+            Bytes::from(body),
+        )
+        .await
+        .unwrap();
         assert_eq!(p["code"], "123456");
-        let p = params(&HeaderMap::new(), Some("code=654321&access_token=t"), Bytes::new()).await.unwrap();
+        let p = params(
+            &HeaderMap::new(),
+            Some("code=654321&access_token=t"),
+            Bytes::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(p["code"], "654321");
     }
 
     #[tokio::test]
     async fn refuses_malformed_bodies() {
-        assert!(params(&headers("application/json"), None, Bytes::from_static(b"{\"a\":")).await.is_err());
-        assert!(params(&headers("application/json"), None, Bytes::from_static(b"[1]")).await.is_err());
-        assert!(params(&headers("multipart/form-data"), None, Bytes::from_static(b"x")).await.is_err());
-        assert!(params(&headers("text/xml"), None, Bytes::from_static(b"<a/>")).await.is_err());
+        assert!(params(
+            &headers("application/json"),
+            None,
+            Bytes::from_static(b"{\"a\":")
+        )
+        .await
+        .is_err());
+        assert!(params(
+            &headers("application/json"),
+            None,
+            Bytes::from_static(b"[1]")
+        )
+        .await
+        .is_err());
+        assert!(params(
+            &headers("multipart/form-data"),
+            None,
+            Bytes::from_static(b"x")
+        )
+        .await
+        .is_err());
+        assert!(
+            params(&headers("text/xml"), None, Bytes::from_static(b"<a/>"))
+                .await
+                .is_err()
+        );
     }
 }

@@ -151,6 +151,9 @@ mod tests {
         assert_eq!(c.codes.ttl, Duration::from_secs(300));
         assert_eq!(c.quotas.quota_error, QuotaDialect::Observed);
         assert_eq!(c.number_faults["1"].times, Some(2));
-        assert!(SandboxConfig::from_toml("nope = 1").unwrap_err().to_string().contains("nope"));
+        assert!(SandboxConfig::from_toml("nope = 1")
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
     }
 }

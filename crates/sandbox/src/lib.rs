@@ -124,7 +124,11 @@ impl SandboxBuilder {
         let base_url = format!("http://{addr}")
             .parse::<BaseUrl>()
             .map_err(|e| Error::config(e.to_string()))?;
-        let task = tokio::spawn(server::serve(listener, server::router(app.clone()), stop_rx));
+        let task = tokio::spawn(server::serve(
+            listener,
+            server::router(app.clone()),
+            stop_rx,
+        ));
         Ok(SandboxHandle {
             addr,
             base_url,

@@ -111,7 +111,13 @@ impl StatsCell {
         InFlight(self.clone())
     }
 
-    pub(crate) fn record(&self, operation: &str, status: Option<u16>, code: Option<i64>, sent: bool) {
+    pub(crate) fn record(
+        &self,
+        operation: &str,
+        status: Option<u16>,
+        code: Option<i64>,
+        sent: bool,
+    ) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.requests += 1;
         let status = status.map_or_else(|| "dropped".to_owned(), |s| s.to_string());
@@ -132,7 +138,9 @@ impl StatsCell {
 
 /// Now as RFC 3339 UTC with milliseconds (`2026-11-26T17:18:07.123Z`).
 pub(crate) fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -162,6 +170,9 @@ mod tests {
     fn rfc3339_shape() {
         let s = now_rfc3339();
         assert_eq!(s.len(), 24, "{s}");
-        assert!(s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T", "{s}");
+        assert!(
+            s.starts_with("20") && s.ends_with('Z') && &s[10..11] == "T",
+            "{s}"
+        );
     }
 }

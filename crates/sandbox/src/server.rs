@@ -25,7 +25,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 }
 
 /// Serves until `shutdown` turns true, then lets in-flight requests finish.
-pub(crate) async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {

@@ -57,7 +57,11 @@ mod tests {
     use crate::operation::{RequestCodeResponse, VerifyCodeResponse};
 
     fn rc(status: u16, body: &str) -> Result<Response<RequestCodeResponse>, Error> {
-        decode(StatusCode::from_u16(status).unwrap(), ResponseMeta::default(), body.as_bytes())
+        decode(
+            StatusCode::from_u16(status).unwrap(),
+            ResponseMeta::default(),
+            body.as_bytes(),
+        )
     }
 
     #[test]
@@ -74,7 +78,10 @@ mod tests {
 
     #[test]
     fn success_false_is_unsuccessful() {
-        assert_eq!(rc(200, r#"{"success":false}"#).unwrap_err().kind(), ErrorKind::Unsuccessful);
+        assert_eq!(
+            rc(200, r#"{"success":false}"#).unwrap_err().kind(),
+            ErrorKind::Unsuccessful
+        );
     }
 
     #[test]
@@ -94,7 +101,10 @@ mod tests {
             assert_eq!(e.body_snippet(), Some(body));
         }
         let long = "x".repeat(1000);
-        assert_eq!(rc(500, &long).unwrap_err().body_snippet().unwrap().len(), 200);
+        assert_eq!(
+            rc(500, &long).unwrap_err().body_snippet().unwrap().len(),
+            200
+        );
     }
 
     #[test]
@@ -111,8 +121,12 @@ mod tests {
 
     #[test]
     fn invalid_utf8_never_panics() {
-        let e = decode::<RequestCodeResponse>(StatusCode::BAD_GATEWAY, ResponseMeta::default(), &[0xff, 0xfe, b'{'])
-            .unwrap_err();
+        let e = decode::<RequestCodeResponse>(
+            StatusCode::BAD_GATEWAY,
+            ResponseMeta::default(),
+            &[0xff, 0xfe, b'{'],
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Protocol);
     }
 }

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(ct, "application/json");
         assert_eq!(&body[..], br#"{"code_method":"VOICE","language":"pt_BR"}"#);
         let verify = VerifyCode::new("1".parse().unwrap(), "012345".parse().unwrap());
-        assert_eq!(&encode(Encoding::Json, &verify).1[..], br#"{"code":"012345"}"#);
+        assert_eq!(
+            &encode(Encoding::Json, &verify).1[..],
+            br#"{"code":"012345"}"#
+        );
     }
 
     #[test]
@@ -166,15 +169,29 @@ mod tests {
             name: "x",
             value: "a\"b&c=d é",
         }];
-        assert_eq!(&encode_fields(Encoding::Json, &f).1[..], "{\"x\":\"a\\\"b&c=d é\"}".as_bytes());
-        assert_eq!(&encode_fields(Encoding::Form, &f).1[..], b"x=a%22b%26c%3Dd+%C3%A9");
+        assert_eq!(
+            &encode_fields(Encoding::Json, &f).1[..],
+            "{\"x\":\"a\\\"b&c=d é\"}".as_bytes()
+        );
+        assert_eq!(
+            &encode_fields(Encoding::Form, &f).1[..],
+            b"x=a%22b%26c%3Dd+%C3%A9"
+        );
     }
 
     #[test]
     fn encoding_names() {
-        for (s, e) in [("json", Encoding::Json), ("FORM", Encoding::Form), ("multipart", Encoding::Multipart)] {
+        for (s, e) in [
+            ("json", Encoding::Json),
+            ("FORM", Encoding::Form),
+            ("multipart", Encoding::Multipart),
+        ] {
             assert_eq!(s.parse::<Encoding>().unwrap(), e);
         }
-        assert!("xml".parse::<Encoding>().unwrap_err().to_string().contains("json, form or multipart"));
+        assert!("xml"
+            .parse::<Encoding>()
+            .unwrap_err()
+            .to_string()
+            .contains("json, form or multipart"));
     }
 }

@@ -62,7 +62,8 @@ impl<F, B, T> ResponseFuture<F, B, T> {
 
 impl<F, B, T> std::fmt::Debug for ResponseFuture<F, B, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("graph::ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("graph::ResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 

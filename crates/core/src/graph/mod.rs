@@ -43,8 +43,8 @@ use http::{HeaderValue, Method};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
-pub use self::encode::Encoding;
 pub(crate) use self::encode::encode;
+pub use self::encode::Encoding;
 use self::future::ResponseFuture;
 use crate::error::Error;
 use crate::operation::{ApiVersion, Operation};
@@ -304,13 +304,22 @@ mod tests {
             assert!(ok.parse::<BaseUrl>().is_ok(), "{ok}");
         }
         assert_eq!(
-            "https://graph.facebook.com/".parse::<BaseUrl>().unwrap().as_str(),
+            "https://graph.facebook.com/"
+                .parse::<BaseUrl>()
+                .unwrap()
+                .as_str(),
             "https://graph.facebook.com"
         );
         let e = "http://graph.facebook.com".parse::<BaseUrl>().unwrap_err();
         assert!(e.to_string().contains("loopback"), "{e}");
         assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
-        for bad in ["ftp://x", "graph.facebook.com", "", "http://10.0.0.1", "https://u:p@host"] {
+        for bad in [
+            "ftp://x",
+            "graph.facebook.com",
+            "",
+            "http://10.0.0.1",
+            "https://u:p@host",
+        ] {
             assert!(bad.parse::<BaseUrl>().is_err(), "{bad}");
         }
         assert!(!"https://u:secret@host"

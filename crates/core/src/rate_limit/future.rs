@@ -99,13 +99,19 @@ where
                     fut: self.inner.call(req),
                 },
                 None => State::Refused {
-                    error: Some(Error::invalid_input("rate_limit::ResponseFuture polled after completion")),
+                    error: Some(Error::invalid_input(
+                        "rate_limit::ResponseFuture polled after completion",
+                    )),
                 },
             },
             Admission::Wait { wait, scope } => {
                 let now = Instant::now();
                 if now + wait > self.until || self.checks >= MAX_CHECKS {
-                    tracing::debug!(scope = scope.as_str(), retry_after_ms = wait.as_millis() as u64, "rate limited; refusing");
+                    tracing::debug!(
+                        scope = scope.as_str(),
+                        retry_after_ms = wait.as_millis() as u64,
+                        "rate limited; refusing"
+                    );
                     let what = match scope {
                         super::Scope::Number => "per-number rate limit reached",
                         super::Scope::Global => "global rate limit reached",
@@ -114,7 +120,11 @@ where
                         error: Some(Error::rate_limited_locally(what, wait)),
                     }
                 } else {
-                    tracing::debug!(scope = scope.as_str(), wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    tracing::debug!(
+                        scope = scope.as_str(),
+                        wait_ms = wait.as_millis() as u64,
+                        "rate limited; waiting"
+                    );
                     State::Waiting {
                         sleep: tokio::time::sleep(wait),
                     }
@@ -130,7 +140,8 @@ where
     St: RateLimitStore,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("rate_limit::ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("rate_limit::ResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 

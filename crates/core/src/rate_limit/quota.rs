@@ -154,9 +154,18 @@ mod tests {
     fn parses_rates() {
         let r: Rate = "2/s".parse().unwrap();
         assert_eq!((r.count().get(), r.period()), (2, Duration::from_secs(1)));
-        assert_eq!("5/min".parse::<Rate>().unwrap().interval(), Duration::from_secs(12));
-        assert_eq!("10/h".parse::<Rate>().unwrap().period(), Duration::from_secs(3600));
-        assert_eq!("10/72h".parse::<Rate>().unwrap().period(), Duration::from_secs(72 * 3600));
+        assert_eq!(
+            "5/min".parse::<Rate>().unwrap().interval(),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            "10/h".parse::<Rate>().unwrap().period(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            "10/72h".parse::<Rate>().unwrap().period(),
+            Duration::from_secs(72 * 3600)
+        );
         for bad in ["", "5", "0/s", "-1/s", "5/week", "x/s", "5/0s"] {
             let e = bad.parse::<Rate>().unwrap_err().to_string();
             assert!(e.contains("2/s, 5/min"), "{bad}: {e}");

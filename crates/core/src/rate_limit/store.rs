@@ -112,7 +112,9 @@ impl Hasher for KeyHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
     }
 }
 
@@ -177,7 +179,8 @@ impl MemoryStore {
                         )
                     })
                     .collect(),
-                global: global.map(|q| RateLimiter::direct_with_clock(q.to_governor(), clock.clone())),
+                global: global
+                    .map(|q| RateLimiter::direct_with_clock(q.to_governor(), clock.clone())),
                 clock,
                 evict_every,
                 calls: AtomicU64::new(0),
@@ -187,7 +190,12 @@ impl MemoryStore {
 
     /// How many numbers are tracked now (the most over the per-number quotas).
     pub fn tracked_numbers(&self) -> usize {
-        self.inner.per_number.iter().map(Keyed::len).max().unwrap_or(0)
+        self.inner
+            .per_number
+            .iter()
+            .map(Keyed::len)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Forgets numbers whose state is back to a full quota, and returns the memory.
@@ -228,7 +236,9 @@ impl RateLimitStore for MemoryStore {
 
     fn acquire(&self, key: Option<u64>) -> Acquire<Ready<Admission>> {
         let i = &*self.inner;
-        if i.evict_every > 0 && i.calls.fetch_add(1, Ordering::Relaxed) % i.evict_every == i.evict_every - 1 {
+        if i.evict_every > 0
+            && i.calls.fetch_add(1, Ordering::Relaxed) % i.evict_every == i.evict_every - 1
+        {
             self.evict();
         }
         Acquire::Ready(self.check(key))

@@ -97,7 +97,11 @@ mod tests {
     fn answer(status: u16, code: i64, transient: Option<bool>) -> Error {
         let mut g = GraphApiError::new("m", "OAuthException", code);
         g.is_transient = transient;
-        Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::default())
+        Error::from_graph(
+            StatusCode::from_u16(status).unwrap(),
+            g,
+            ResponseMeta::default(),
+        )
     }
 
     fn std(e: &Error) -> RetryClass {
@@ -117,7 +121,12 @@ mod tests {
     #[test]
     fn retries_503_even_with_html() {
         assert_eq!(std(&answer(503, 2, None)), RetryClass::Retry);
-        let html = Error::protocol(Some(StatusCode::SERVICE_UNAVAILABLE), "html", b"<html>", ResponseMeta::default());
+        let html = Error::protocol(
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "html",
+            b"<html>",
+            ResponseMeta::default(),
+        );
         assert_eq!(std(&html), RetryClass::Retry);
     }
 
@@ -143,7 +152,11 @@ mod tests {
     fn non_transient_500_502_504_are_ambiguous() {
         for s in [500, 502, 504] {
             assert_eq!(std(&answer(s, 1, None)), RetryClass::Ambiguous, "{s}");
-            assert_eq!(std(&answer(s, 99999, Some(false))), RetryClass::Ambiguous, "{s}");
+            assert_eq!(
+                std(&answer(s, 99999, Some(false))),
+                RetryClass::Ambiguous,
+                "{s}"
+            );
         }
     }
 
@@ -162,14 +175,22 @@ mod tests {
     #[test]
     fn never_retries_request_code_throttle_whatever_the_status() {
         for s in [400, 429, 500] {
-            assert_eq!(std(&answer(s, 136024, Some(true))), RetryClass::Never, "{s}");
+            assert_eq!(
+                std(&answer(s, 136024, Some(true))),
+                RetryClass::Never,
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn temporary_codes_without_transient_are_ambiguous() {
         for code in [1, 2, 131000, 131016] {
-            assert_eq!(std(&answer(400, code, None)), RetryClass::Ambiguous, "{code}");
+            assert_eq!(
+                std(&answer(400, code, None)),
+                RetryClass::Ambiguous,
+                "{code}"
+            );
         }
     }
 

@@ -180,13 +180,19 @@ impl RetryPolicy {
         let backoff = schedule.next_wait();
         let hint = error.retry_after();
         let wait = backoff.max(hint.unwrap_or_default());
-        let left = self.settings.deadline.map(|d| {
-            d.saturating_sub(self.started.map(|s| s.elapsed()).unwrap_or_default())
-        });
+        let left = self
+            .settings
+            .deadline
+            .map(|d| d.saturating_sub(self.started.map(|s| s.elapsed()).unwrap_or_default()));
         if wait > self.settings.max_retry_wait || left.is_some_and(|left| wait >= left) {
             let wait_ms = wait.as_millis() as u64;
             if hint.is_some_and(|h| h >= backoff) {
-                tracing::debug!(attempt, wait_ms, reason = "server_wait_too_long", "not retrying");
+                tracing::debug!(
+                    attempt,
+                    wait_ms,
+                    reason = "server_wait_too_long",
+                    "not retrying"
+                );
                 let e = std::mem::replace(error, Error::invalid_input(""));
                 *error = e.into_rate_limited(wait);
             } else {

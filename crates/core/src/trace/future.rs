@@ -27,7 +27,8 @@ impl<F> ResponseFuture<F> {
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("trace::ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("trace::ResponseFuture")
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,7 +7,12 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use wa_verify_core::auth::{AuthLayer, Token, TokenFuture, TokenProvider};
 use wa_verify_core::Error;
 
-fn echo() -> impl tower::Service<http::Request<Full<Bytes>>, Response = String, Error = Error, Future = impl Send> + Clone {
+fn echo() -> impl tower::Service<
+    http::Request<Full<Bytes>>,
+    Response = String,
+    Error = Error,
+    Future = impl Send,
+> + Clone {
     service_fn(|req: http::Request<Full<Bytes>>| async move {
         Ok::<_, Error>(req.headers()["authorization"].to_str().unwrap().to_owned())
     })
@@ -15,8 +20,15 @@ fn echo() -> impl tower::Service<http::Request<Full<Bytes>>, Response = String, 
 
 #[tokio::test]
 async fn static_token_is_sent_as_a_sensitive_bearer_header() {
-    let svc = ServiceBuilder::new().layer(AuthLayer::new("FAKE-a".parse().unwrap())).service(echo());
-    assert_eq!(svc.oneshot(http::Request::new(Full::default())).await.unwrap(), "Bearer FAKE-a");
+    let svc = ServiceBuilder::new()
+        .layer(AuthLayer::new("FAKE-a".parse().unwrap()))
+        .service(echo());
+    assert_eq!(
+        svc.oneshot(http::Request::new(Full::default()))
+            .await
+            .unwrap(),
+        "Bearer FAKE-a"
+    );
 }
 
 struct Rotating(Arc<AtomicU32>);
@@ -33,8 +45,19 @@ async fn a_provider_is_asked_on_every_request() {
     let svc = ServiceBuilder::new()
         .layer(AuthLayer::from_provider(Rotating(Arc::default())))
         .service(echo());
-    assert_eq!(svc.clone().oneshot(http::Request::new(Full::default())).await.unwrap(), "Bearer FAKE-0");
-    assert_eq!(svc.oneshot(http::Request::new(Full::default())).await.unwrap(), "Bearer FAKE-1");
+    assert_eq!(
+        svc.clone()
+            .oneshot(http::Request::new(Full::default()))
+            .await
+            .unwrap(),
+        "Bearer FAKE-0"
+    );
+    assert_eq!(
+        svc.oneshot(http::Request::new(Full::default()))
+            .await
+            .unwrap(),
+        "Bearer FAKE-1"
+    );
 }
 
 struct Failing;
@@ -49,11 +72,16 @@ impl TokenProvider for Failing {
 async fn a_failing_provider_sends_nothing() {
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
-    let svc = ServiceBuilder::new().layer(AuthLayer::from_provider(Failing)).service(service_fn(move |_: http::Request<Full<Bytes>>| {
-        c.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, Error>(()) }
-    }));
-    let e = svc.oneshot(http::Request::new(Full::default())).await.unwrap_err();
+    let svc = ServiceBuilder::new()
+        .layer(AuthLayer::from_provider(Failing))
+        .service(service_fn(move |_: http::Request<Full<Bytes>>| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Error>(()) }
+        }));
+    let e = svc
+        .oneshot(http::Request::new(Full::default()))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("vault unreachable"));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -14,7 +14,9 @@ fn quota(rate: &str, burst: u32) -> Quota {
 async fn fails_fast_without_calling_the_inner_service() {
     let inner = Scripted::new([]);
     let store = MemoryStore::new(&[quota("1/s", 1)], None);
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store))
+        .service(inner.clone());
     svc.clone().oneshot(op("1")).await.unwrap();
     let e = svc.clone().oneshot(op("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
@@ -62,11 +64,21 @@ async fn refuses_at_once_when_the_slot_is_beyond_max_wait() {
 async fn ten_concurrent_calls_under_1_per_second_give_one_success() {
     let inner = Scripted::new([]);
     let store = MemoryStore::new(&[quota("1/s", 1)], None);
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store))
+        .service(inner.clone());
     let calls = (0..10).map(|_| svc.clone().oneshot(op("7")));
     let results = futures_join_all(calls).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert_eq!(results.iter().filter(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::RateLimited)).count(), 9);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::RateLimited))
+            .count(),
+        9
+    );
     assert_eq!(inner.count(), 1);
 }
 
@@ -74,7 +86,9 @@ async fn ten_concurrent_calls_under_1_per_second_give_one_success() {
 async fn global_and_per_number_quotas_bind_together() {
     let inner = Scripted::new([]);
     let store = MemoryStore::new(&[quota("1/min", 1)], Some(quota("2/s", 2)));
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store))
+        .service(inner.clone());
     svc.clone().oneshot(op("1")).await.unwrap();
     // Per-number binds for number 1.
     let e = svc.clone().oneshot(op("1")).await.unwrap_err();
@@ -91,22 +105,32 @@ async fn global_and_per_number_quotas_bind_together() {
 async fn two_per_number_quotas_both_bind() {
     let inner = Scripted::new([]);
     let store = MemoryStore::new(&[quota("1/min", 1), quota("3/h", 3)], None);
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store))
+        .service(inner.clone());
     for i in 0..3 {
         svc.clone().oneshot(op("1")).await.unwrap();
         let e = svc.clone().oneshot(op("1")).await.unwrap_err();
-        assert!(e.retry_after().unwrap() <= Duration::from_secs(60), "short quota binds ({i})");
+        assert!(
+            e.retry_after().unwrap() <= Duration::from_secs(60),
+            "short quota binds ({i})"
+        );
         tokio::time::advance(Duration::from_secs(60)).await;
     }
     let e = svc.clone().oneshot(op("1")).await.unwrap_err();
-    assert!(e.retry_after().unwrap() > Duration::from_secs(60), "the hourly quota binds: {e}");
+    assert!(
+        e.retry_after().unwrap() > Duration::from_secs(60),
+        "the hourly quota binds: {e}"
+    );
     assert_eq!(inner.count(), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn idle_numbers_are_evicted() {
     let store = MemoryStore::with_eviction(&[quota("1/s", 1)], None, 0);
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store.clone())).service(Scripted::new([]));
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store.clone()))
+        .service(Scripted::new([]));
     for i in 0..1000u32 {
         svc.clone().oneshot(op(&i.to_string())).await.unwrap();
     }
@@ -121,7 +145,9 @@ async fn idle_numbers_are_evicted() {
 #[tokio::test(start_paused = true)]
 async fn eviction_runs_on_a_call_count() {
     let store = MemoryStore::with_eviction(&[quota("1/s", 1)], None, 100);
-    let svc = ServiceBuilder::new().layer(RateLimitLayer::new(store.clone())).service(Scripted::new([]));
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store.clone()))
+        .service(Scripted::new([]));
     for i in 0..99u32 {
         svc.clone().oneshot(op(&i.to_string())).await.unwrap();
     }
@@ -131,7 +157,9 @@ async fn eviction_runs_on_a_call_count() {
 }
 
 /// Polls every future to completion on this task (no extra dependency for join_all).
-async fn futures_join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
     let mut out = Vec::new();
     for h in handles {

@@ -19,7 +19,9 @@ fn policy() -> RetryPolicy {
 
 async fn run(policy: RetryPolicy, outcomes: Vec<Outcome>) -> (Outcome, Scripted) {
     let inner = Scripted::new(outcomes);
-    let svc = ServiceBuilder::new().layer(RetryLayer::new(policy)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy))
+        .service(inner.clone());
     (svc.oneshot(op("1")).await, inner)
 }
 
@@ -91,7 +93,11 @@ async fn never_retries_504_without_transient() {
 
 #[tokio::test(start_paused = true)]
 async fn retries_ambiguous_failures_only_when_opted_in() {
-    let (res, inner) = run(policy().retry_ambiguous(true), vec![Err(graph(502, 1, None, &[]))]).await;
+    let (res, inner) = run(
+        policy().retry_ambiguous(true),
+        vec![Err(graph(502, 1, None, &[]))],
+    )
+    .await;
     assert_eq!(res.unwrap().attempts(), 2);
     assert_eq!(inner.count(), 2);
 }
@@ -140,7 +146,11 @@ async fn backs_off_exponentially() {
 
 #[tokio::test(start_paused = true)]
 async fn honours_retry_after_in_seconds() {
-    let (res, inner) = run(policy(), vec![Err(graph(429, 4, None, &[("retry-after", "3")]))]).await;
+    let (res, inner) = run(
+        policy(),
+        vec![Err(graph(429, 4, None, &[("retry-after", "3")]))],
+    )
+    .await;
     assert!(res.is_ok());
     let t = inner.times();
     assert_eq!(t[1] - t[0], Duration::from_secs(3));
@@ -149,18 +159,34 @@ async fn honours_retry_after_in_seconds() {
 #[tokio::test(start_paused = true)]
 async fn honours_retry_after_as_http_date() {
     let at = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(6));
-    let (res, inner) = run(policy(), vec![Err(graph(429, 4, None, &[("retry-after", &at)]))]).await;
+    let (res, inner) = run(
+        policy(),
+        vec![Err(graph(429, 4, None, &[("retry-after", &at)]))],
+    )
+    .await;
     assert!(res.is_ok());
     let t = inner.times();
     let gap = t[1] - t[0];
-    assert!(gap >= Duration::from_secs(4) && gap <= Duration::from_secs(6), "{gap:?}");
+    assert!(
+        gap >= Duration::from_secs(4) && gap <= Duration::from_secs(6),
+        "{gap:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn honours_the_usage_header_hint_in_minutes() {
     let usage = r#"{"1":[{"type":"whatsapp","estimated_time_to_regain_access":1}]}"#;
     let p = policy().max_retry_wait(Duration::from_secs(120));
-    let (res, inner) = run(p, vec![Err(graph(429, 80007, None, &[("x-business-use-case-usage", usage)]))]).await;
+    let (res, inner) = run(
+        p,
+        vec![Err(graph(
+            429,
+            80007,
+            None,
+            &[("x-business-use-case-usage", usage)],
+        ))],
+    )
+    .await;
     assert!(res.is_ok());
     let t = inner.times();
     assert_eq!(t[1] - t[0], Duration::from_secs(60));
@@ -170,20 +196,31 @@ async fn honours_the_usage_header_hint_in_minutes() {
 async fn a_hint_beyond_the_deadline_fails_fast_with_retry_after() {
     let started = tokio::time::Instant::now();
     let p = policy().deadline(Some(Duration::from_secs(30)));
-    let (res, inner) = run(p, vec![Err(graph(429, 4, Some(true), &[("retry-after", "120")]))]).await;
+    let (res, inner) = run(
+        p,
+        vec![Err(graph(429, 4, Some(true), &[("retry-after", "120")]))],
+    )
+    .await;
     let e = res.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert_eq!(e.retry_after(), Some(Duration::from_secs(120)));
     assert_eq!((e.attempts(), inner.count()), (1, 1));
     assert_eq!(started.elapsed(), Duration::ZERO, "no sleep");
-    assert_eq!(e.status().map(|s| s.as_u16()), Some(429), "Meta's answer is kept");
+    assert_eq!(
+        e.status().map(|s| s.as_u16()),
+        Some(429),
+        "Meta's answer is kept"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hint_beyond_max_retry_wait_fails_fast() {
     let p = policy().max_retry_wait(Duration::from_secs(10));
     let (res, inner) = run(p, vec![Err(graph(503, 2, None, &[("retry-after", "11")]))]).await;
-    assert_eq!(res.unwrap_err().retry_after(), Some(Duration::from_secs(11)));
+    assert_eq!(
+        res.unwrap_err().retry_after(),
+        Some(Duration::from_secs(11))
+    );
     assert_eq!(inner.count(), 1);
 }
 
@@ -192,7 +229,9 @@ async fn budget_exhaustion_stops_retries() {
     // No minimum and 1% extra load: ten calls deposit far less than one retry.
     let p = policy().budget(Some(TpsBudget::new(Duration::from_secs(10), 0, 0.01)));
     let inner = Scripted::new((0..100).map(|_| Err(graph(503, 2, None, &[]))));
-    let svc = ServiceBuilder::new().layer(RetryLayer::new(p)).service(inner.clone());
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(p))
+        .service(inner.clone());
     for _ in 0..10 {
         let e = svc.clone().oneshot(op("1")).await.unwrap_err();
         assert_eq!(e.attempts(), 1);
@@ -212,7 +251,9 @@ async fn the_deadline_covers_backoff_sleeps() {
     let inner = Scripted::new((0..10).map(|_| Err(graph(503, 2, None, &[]))));
     let svc = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Some(Duration::from_secs(25))))
-        .layer(RetryLayer::new(slow.max_attempts(NonZeroU32::new(10).unwrap())))
+        .layer(RetryLayer::new(
+            slow.max_attempts(NonZeroU32::new(10).unwrap()),
+        ))
         .service(inner.clone());
     let e = svc.oneshot(op("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -231,14 +272,31 @@ async fn the_policy_sleeps_no_backoff_past_its_deadline() {
             jitter: 0.0,
         })
         .deadline(Some(Duration::from_secs(15)));
-    let (res, inner) = run(slow, (0..5).map(|_| Err(graph(503, 2, None, &[]))).collect()).await;
+    let (res, inner) = run(
+        slow,
+        (0..5).map(|_| Err(graph(503, 2, None, &[]))).collect(),
+    )
+    .await;
     let e = res.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Server, "the last answer, not a timeout");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Server,
+        "the last answer, not a timeout"
+    );
     assert_eq!((e.attempts(), inner.count()), (2, 2));
 }
 
 #[tokio::test]
 async fn the_policy_is_a_tower_policy_for_any_operation() {
-    fn assert_policy<P: tower::retry::Policy<RequestCode, wa_verify_core::Response<wa_verify_core::RequestCodeResponse>, Error>>(_: &P) {}
+    fn assert_policy<
+        P: tower::retry::Policy<
+            RequestCode,
+            wa_verify_core::Response<wa_verify_core::RequestCodeResponse>,
+            Error,
+        >,
+    >(
+        _: &P,
+    ) {
+    }
     assert_policy(&RetryPolicy::default());
 }

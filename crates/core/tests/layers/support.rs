@@ -48,26 +48,51 @@ impl Service<RequestCode> for Scripted {
 
     fn call(&mut self, _: RequestCode) -> Self::Future {
         self.calls.lock().unwrap().push(Instant::now());
-        let next = self.outcomes.lock().unwrap().pop_front().unwrap_or_else(|| Ok(ok()));
+        let next = self
+            .outcomes
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Ok(ok()));
         std::future::ready(next)
     }
 }
 
 pub(crate) fn op(id: &str) -> RequestCode {
-    RequestCode::new(id.parse().unwrap(), CodeMethod::Sms, "en_US".parse().unwrap())
+    RequestCode::new(
+        id.parse().unwrap(),
+        CodeMethod::Sms,
+        "en_US".parse().unwrap(),
+    )
 }
 
 pub(crate) fn ok() -> Response<RequestCodeResponse> {
-    Response::from_parts(StatusCode::OK, serde_json::from_str(r#"{"success":true}"#).unwrap(), ResponseMeta::default())
+    Response::from_parts(
+        StatusCode::OK,
+        serde_json::from_str(r#"{"success":true}"#).unwrap(),
+        ResponseMeta::default(),
+    )
 }
 
 /// A Graph error answer with optional `is_transient` and headers.
-pub(crate) fn graph(status: u16, code: i64, transient: Option<bool>, headers: &[(&str, &str)]) -> Error {
+pub(crate) fn graph(
+    status: u16,
+    code: i64,
+    transient: Option<bool>,
+    headers: &[(&str, &str)],
+) -> Error {
     let mut g = GraphApiError::new("m", "OAuthException", code);
     g.is_transient = transient;
     let mut h = HeaderMap::new();
     for (k, v) in headers {
-        h.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        h.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
     }
-    Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::from_headers(&h, SystemTime::now()))
+    Error::from_graph(
+        StatusCode::from_u16(status).unwrap(),
+        g,
+        ResponseMeta::from_headers(&h, SystemTime::now()),
+    )
 }

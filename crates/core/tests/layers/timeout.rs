@@ -16,7 +16,10 @@ async fn attempt_timeout_fires_and_says_which() {
     let e = svc.oneshot(()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert_eq!(e.timeout_kind(), Some(TimeoutKind::Attempt));
-    assert!(e.may_have_reached_server(), "ambiguous: may fire after the write");
+    assert!(
+        e.may_have_reached_server(),
+        "ambiguous: may fire after the write"
+    );
     assert_eq!(started.elapsed(), Duration::from_secs(2));
 }
 
@@ -43,7 +46,9 @@ async fn a_fast_call_is_untouched_and_none_turns_it_off() {
 async fn deadline_says_it_is_the_deadline() {
     let svc = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Some(Duration::from_secs(1))))
-        .service(service_fn(|_: ()| std::future::pending::<Result<(), Error>>()));
+        .service(service_fn(|_: ()| {
+            std::future::pending::<Result<(), Error>>()
+        }));
     let e = svc.oneshot(()).await.unwrap_err();
     assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
     assert!(e.to_string().contains("deadline"), "{e}");

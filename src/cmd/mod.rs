@@ -1,0 +1,206 @@
+//! The subcommands and what they share: the connection and stack flags.
+
+mod bench;
+mod request_code;
+mod sandbox;
+mod verify_code;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use wa_verify_core::auth::Token;
+use wa_verify_core::config::{duration, StackConfig};
+use wa_verify_core::rate_limit::{Quota, Rate};
+use wa_verify_core::{Client, Error};
+use wa_verify_sandbox::{Sandbox, SandboxHandle};
+
+use crate::output::Format;
+
+/// Exit code: the API said `success: true`.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: every failure after a request may have been sent, or of the tool itself.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit code: usage errors and input refused before anything was sent.
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// Verify WhatsApp Business phone numbers through the WhatsApp Cloud API.
+#[derive(Debug, Parser)]
+#[command(name = "wa-verify", version, about)]
+pub(crate) struct Cli {
+    /// More logs on stderr: -v info, -vv debug, -vvv trace (or RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Send a verification code to a number by SMS or voice.
+    RequestCode(request_code::RequestCodeArgs),
+    /// Check the code the number received.
+    VerifyCode(verify_code::VerifyCodeArgs),
+    /// Run the local emulator of the API until Ctrl-C.
+    Sandbox(sandbox::SandboxArgs),
+    /// Drive request_code for many numbers through the full stack and report.
+    Bench(bench::BenchArgs),
+}
+
+pub(crate) async fn run(command: Command) -> u8 {
+    match command {
+        Command::RequestCode(a) => request_code::run(a).await,
+        Command::VerifyCode(a) => verify_code::run(a).await,
+        Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Bench(a) => bench::run(a).await,
+    }
+}
+
+/// The flags every calling subcommand shares.
+#[derive(Debug, Args)]
+pub(crate) struct CommonArgs {
+    /// The Graph API base URL (http:// only to loopback hosts).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The Graph API version, like v23.0.
+    #[arg(long, value_name = "vNN.N")]
+    api_version: Option<String>,
+    /// The request body encoding: json, form or multipart.
+    #[arg(long, value_name = "ENCODING")]
+    encoding: Option<String>,
+    /// A file holding the access token (else WHATSAPP_ACCESS_TOKEN).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// The overall deadline, retries included: 500ms, 2s, 1m.
+    #[arg(long, value_name = "DUR")]
+    timeout: Option<String>,
+    /// The timeout of one attempt.
+    #[arg(long, value_name = "DUR")]
+    attempt_timeout: Option<String>,
+    /// The most attempts per call (1 turns retries off).
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    /// A per-number quota: 2/s, 5/min, 10/h.
+    #[arg(long, value_name = "N/UNIT")]
+    per_number_rate: Option<String>,
+    /// The burst of the per-number quota.
+    #[arg(long, value_name = "N")]
+    per_number_burst: Option<u32>,
+    /// An app-wide quota: 80/s.
+    #[arg(long, value_name = "N/UNIT")]
+    global_rate: Option<String>,
+    /// A TOML file with every stack setting; flags override it.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// Start the sandbox in-process and call it: no account needed.
+    #[arg(long, conflicts_with = "base_url")]
+    pub(crate) sandbox: bool,
+    /// text or json.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub(crate) output: String,
+}
+
+/// A client ready to call, and the in-process sandbox it calls when `--sandbox`.
+pub(crate) struct Prepared {
+    pub(crate) client: Client,
+    pub(crate) sandbox: Option<SandboxHandle>,
+    pub(crate) format: Format,
+}
+
+impl CommonArgs {
+    pub(crate) fn format(&self) -> Result<Format, Error> {
+        self.output.parse()
+    }
+
+    /// The stack config: the file, then the flags on top.
+    pub(crate) fn stack_config(&self) -> Result<StackConfig, Error> {
+        let mut c = match &self.config {
+            Some(path) => StackConfig::from_file(path)?,
+            None => StackConfig::default(),
+        };
+        if let Some(url) = &self.base_url {
+            c.base_url = url.parse()?;
+        }
+        if let Some(v) = &self.api_version {
+            c.api_version = v.parse()?;
+        }
+        if let Some(e) = &self.encoding {
+            c.encoding = e.parse()?;
+        }
+        if let Some(t) = &self.timeout {
+            c.timeouts.deadline = Some(duration::parse(t)?);
+        }
+        if let Some(t) = &self.attempt_timeout {
+            c.timeouts.attempt = Some(duration::parse(t)?);
+        }
+        if let Some(n) = self.max_attempts {
+            if n == 0 {
+                return Err(Error::invalid_input("--max-attempts must be at least 1"));
+            }
+            c.retry.max_attempts = n;
+        }
+        match (&self.per_number_rate, self.per_number_burst) {
+            (Some(rate), burst) => {
+                c.rate_limit.per_number = vec![Quota::new(rate.parse::<Rate>()?, burst.unwrap_or(0))];
+            }
+            (None, Some(burst)) => {
+                let Some(first) = c.rate_limit.per_number.first_mut() else {
+                    return Err(Error::invalid_input(
+                        "--per-number-burst needs --per-number-rate (or a per_number quota in --config)",
+                    ));
+                };
+                *first = Quota::new(first.rate, burst);
+            }
+            (None, None) => {}
+        }
+        if let Some(rate) = &self.global_rate {
+            c.rate_limit.global = Some(Quota::new(rate.parse::<Rate>()?, 0));
+        }
+        Ok(c)
+    }
+
+    /// The token: `--token-file`, else `WHATSAPP_ACCESS_TOKEN`.
+    pub(crate) fn token(&self) -> Result<Token, Error> {
+        read_token(self.token_file.as_deref())
+    }
+
+    /// Validates everything, starts the sandbox when asked, and builds the client.
+    pub(crate) async fn prepare(&self) -> Result<Prepared, Error> {
+        let format = self.format()?;
+        let mut config = self.stack_config()?;
+        let (token, sandbox) = if self.sandbox {
+            let sb = Sandbox::builder()
+                .start()
+                .await
+                .map_err(|e| Error::invalid_input(format!("cannot start the sandbox: {e}")))?;
+            config.base_url = sb.base_url().clone();
+            (sb.token().clone(), Some(sb))
+        } else {
+            (self.token()?, None)
+        };
+        let client = Client::from_config(config, token)?;
+        Ok(Prepared {
+            client,
+            sandbox,
+            format,
+        })
+    }
+}
+
+/// Reads the token from a file or the environment; never echoes it.
+pub(crate) fn read_token(file: Option<&std::path::Path>) -> Result<Token, Error> {
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid_input(format!("cannot read --token-file {}: {e}", path.display()))
+            })?;
+            text.parse()
+        }
+        None => match std::env::var("WHATSAPP_ACCESS_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.parse(),
+            _ => Err(Error::invalid_input(
+                "no access token: set WHATSAPP_ACCESS_TOKEN or pass --token-file PATH \
+                 (there is no --token flag: argv is visible to every user of the machine)",
+            )),
+        },
+    }
+}

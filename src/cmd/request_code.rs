@@ -1,0 +1,53 @@
+//! `wa-verify request-code`.
+
+use clap::Args;
+use wa_verify_core::{CodeMethod, Error, Language, PhoneNumberId, RequestCode};
+
+use super::CommonArgs;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub(crate) struct RequestCodeArgs {
+    /// The phone number id (digits).
+    #[arg(long, value_name = "ID")]
+    phone_number_id: String,
+    /// sms or voice.
+    #[arg(long, value_name = "METHOD", default_value = "sms")]
+    method: String,
+    /// en_US, pt_BR, or a two-letter code like en.
+    #[arg(long, value_name = "LOCALE", default_value = "en_US")]
+    language: String,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl RequestCodeArgs {
+    fn operation(&self) -> Result<RequestCode, Error> {
+        Ok(RequestCode::new(
+            self.phone_number_id.parse::<PhoneNumberId>()?,
+            self.method.parse::<CodeMethod>()?,
+            self.language.parse::<Language>()?,
+        ))
+    }
+}
+
+pub(crate) async fn run(args: RequestCodeArgs) -> u8 {
+    let format = args.common.format().unwrap_or_default();
+    let prepared = match args.operation() {
+        Ok(op) => args.common.prepare().await.map(|p| (op, p)),
+        Err(e) => Err(e),
+    };
+    let (op, p) = match prepared {
+        Ok(x) => x,
+        Err(e) => return output::refused(format, &e),
+    };
+    let result = p.client.request_code(op).await;
+    let code = output::outcome(p.format, "request_code", &result, |r| {
+        format!("code sent to {} by {}", args.phone_number_id, args.method.to_uppercase()).to_owned()
+            + &output::details(r.attempts(), r.fbtrace_id())
+    });
+    if let Some(sb) = p.sandbox {
+        sb.shutdown().await;
+    }
+    code
+}

@@ -1,0 +1,70 @@
+//! `wa-verify sandbox`: the local emulator until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use wa_verify_sandbox::{Sandbox, SandboxConfig};
+
+use super::{read_token, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A TOML file: numbers, quotas, codes, faults.
+    #[arg(long, value_name = "FILE.toml")]
+    config: Option<PathBuf>,
+    /// The token to accept (else WHATSAPP_ACCESS_TOKEN, else a generated one).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: SandboxArgs) -> u8 {
+    let config = match &args.config {
+        Some(path) => match SandboxConfig::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => SandboxConfig::default(),
+    };
+    let mut builder = Sandbox::builder().config(config).listen(args.listen);
+    let given = args.token_file.is_some() || std::env::var_os("WHATSAPP_ACCESS_TOKEN").is_some();
+    if given {
+        match read_token(args.token_file.as_deref()) {
+            Ok(t) => builder = builder.token(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let sandbox = match builder.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let base = sandbox.base_url();
+    println!("wa-verify sandbox listening on {base}");
+    // Printed once, only when generated: a token the user gave is theirs to know.
+    let token = if given {
+        "$WHATSAPP_ACCESS_TOKEN".to_owned()
+    } else {
+        println!("token: {}", sandbox.token().expose_secret());
+        sandbox.token().expose_secret().to_owned()
+    };
+    println!("try:");
+    println!(
+        "  curl -X POST '{base}/v23.0/1234567890/request_code' \\\n    -H \"Authorization: Bearer {token}\" \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"code_method\":\"SMS\",\"language\":\"en_US\"}}'"
+    );
+    println!("  curl '{base}/__sandbox/outbox'");
+    let _ = tokio::signal::ctrl_c().await;
+    sandbox.shutdown().await;
+    EXIT_OK
+}

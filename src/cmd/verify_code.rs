@@ -1,0 +1,48 @@
+//! `wa-verify verify-code`.
+
+use clap::Args;
+use wa_verify_core::{Error, PhoneNumberId, VerificationCode, VerifyCode};
+
+use super::CommonArgs;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyCodeArgs {
+    /// The phone number id (digits).
+    #[arg(long, value_name = "ID")]
+    phone_number_id: String,
+    /// The six-digit code the number received.
+    #[arg(long, value_name = "CODE")]
+    code: String,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl VerifyCodeArgs {
+    fn operation(&self) -> Result<VerifyCode, Error> {
+        Ok(VerifyCode::new(
+            self.phone_number_id.parse::<PhoneNumberId>()?,
+            self.code.parse::<VerificationCode>()?,
+        ))
+    }
+}
+
+pub(crate) async fn run(args: VerifyCodeArgs) -> u8 {
+    let format = args.common.format().unwrap_or_default();
+    let prepared = match args.operation() {
+        Ok(op) => args.common.prepare().await.map(|p| (op, p)),
+        Err(e) => Err(e),
+    };
+    let (op, p) = match prepared {
+        Ok(x) => x,
+        Err(e) => return output::refused(format, &e),
+    };
+    let result = p.client.verify_code(op).await;
+    let code = output::outcome(p.format, "verify_code", &result, |r| {
+        format!("number {} verified", args.phone_number_id) + &output::details(r.attempts(), r.fbtrace_id())
+    });
+    if let Some(sb) = p.sandbox {
+        sb.shutdown().await;
+    }
+    code
+}

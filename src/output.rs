@@ -1,0 +1,164 @@
+//! Human and JSON rendering of outcomes and errors, and their exit codes.
+
+use std::str::FromStr;
+
+use serde_json::{json, Value};
+use wa_verify_core::{Error, ErrorKind, Response};
+
+use crate::cmd::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// For a person.
+    #[default]
+    Text,
+    /// Exactly one JSON object on stdout.
+    Json,
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            _ => Err(Error::invalid_input(format!("--output must be text or json, got {s:?}"))),
+        }
+    }
+}
+
+/// The exit code for an error: 2 when nothing was sent because the input was refused.
+pub(crate) fn exit_code(e: &Error) -> u8 {
+    if e.kind() == ErrorKind::InvalidInput {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The error object of the JSON output.
+pub(crate) fn error_json(e: &Error) -> Value {
+    let g = e.graph();
+    json!({
+        "kind": e.kind().as_str(),
+        "status": e.status().map(|s| s.as_u16()),
+        "code": g.map(|g| g.code),
+        "error_subcode": g.and_then(|g| g.error_subcode),
+        "type": g.map(|g| g.error_type.clone()),
+        "message": g.map_or_else(|| e.to_string(), |g| g.message.clone()),
+        "fbtrace_id": e.fbtrace_id(),
+        "is_transient": e.is_transient(),
+        "retry_after_ms": e.retry_after().map(|d| d.as_millis() as u64),
+        "meaning": e.meaning().map(|m| m.as_str()),
+        "error_user_title": g.and_then(|g| g.error_user_title.clone()),
+        "error_user_msg": g.and_then(|g| g.error_user_msg.clone()),
+        "error_data": g.and_then(|g| g.error_data.clone()),
+        "href": g.and_then(|g| g.href.clone()),
+        "extra": g.map(|g| Value::Object(g.extra.clone())),
+    })
+}
+
+/// Prints an input refused before any request and returns exit code 2.
+pub(crate) fn refused(format: Format, e: &Error) -> u8 {
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({"success": false, "attempts": 0, "fbtrace_id": null, "error": error_json(e)})
+        ),
+        Format::Text => eprintln!("error: {e}"),
+    }
+    exit_code(e)
+}
+
+/// " (attempts: N, fbtrace_id: X)".
+pub(crate) fn details(attempts: u32, fbtrace_id: Option<&str>) -> String {
+    match fbtrace_id {
+        Some(t) => format!(" (attempts: {attempts}, fbtrace_id: {t})"),
+        None => format!(" (attempts: {attempts})"),
+    }
+}
+
+/// Prints a call's outcome and returns its exit code.
+pub(crate) fn outcome<T>(
+    format: Format,
+    operation: &str,
+    result: &Result<Response<T>, Error>,
+    text: impl FnOnce(&Response<T>) -> String,
+) -> u8 {
+    match (format, result) {
+        (Format::Json, Ok(r)) => {
+            println!(
+                "{}",
+                json!({
+                    "success": true,
+                    "operation": operation,
+                    "attempts": r.attempts(),
+                    "fbtrace_id": r.fbtrace_id(),
+                    "error": null,
+                })
+            );
+            EXIT_OK
+        }
+        (Format::Json, Err(e)) => {
+            println!(
+                "{}",
+                json!({
+                    "success": false,
+                    "operation": operation,
+                    "attempts": e.attempts(),
+                    "fbtrace_id": e.fbtrace_id(),
+                    "error": error_json(e),
+                })
+            );
+            exit_code(e)
+        }
+        (Format::Text, Ok(r)) => {
+            println!("{}", text(r));
+            EXIT_OK
+        }
+        (Format::Text, Err(e)) => {
+            eprintln!("{}", error_text(e));
+            exit_code(e)
+        }
+    }
+}
+
+/// The error for a person: what happened, what Meta said, what to do, what to quote.
+pub(crate) fn error_text(e: &Error) -> String {
+    let mut out = format!("error: {e}");
+    if let Some(g) = e.graph() {
+        if let Some(title) = &g.error_user_title {
+            out.push_str(&format!("\n  {title}"));
+        }
+        if let Some(msg) = &g.error_user_msg {
+            out.push_str(&format!("\n  {msg}"));
+        }
+    }
+    let next = match (e.meaning(), e.kind()) {
+        (Some(m), _) => Some(m.advice().to_owned()),
+        (None, ErrorKind::RateLimited) => Some("rate limited: wait before calling again".to_owned()),
+        (None, ErrorKind::Auth) => Some("check the token: it is missing, expired or invalid".to_owned()),
+        (None, ErrorKind::Timeout | ErrorKind::Transport) if e.may_have_reached_server() => Some(
+            "the request may have reached Meta: a code may have been sent; check before asking again".to_owned(),
+        ),
+        _ => None,
+    };
+    if let Some(next) = next {
+        out.push_str(&format!("\n  what to do: {next}"));
+    }
+    if let Some(wait) = e.retry_after() {
+        out.push_str(&format!("\n  retry after: {}", wa_verify_core::config::duration::format(wait)));
+    }
+    if let Some(t) = e.fbtrace_id() {
+        out.push_str(&format!("\n  fbtrace_id: {t} (quote it to Meta support)"));
+    }
+    out.push_str(&format!("\n  attempts: {}", e.attempts()));
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    out
+}
