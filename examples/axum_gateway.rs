@@ -37,7 +37,8 @@ fn failure(e: &Error) -> Response {
     let body = json!({"error": {"kind": e.kind().as_str(), "message": e.to_string(), "fbtrace_id": e.fbtrace_id()}});
     let mut res = (status, Json(body)).into_response();
     if let Some(wait) = e.retry_after() {
-        res.headers_mut().insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
     }
     res
 }
@@ -46,9 +47,19 @@ fn failure(e: &Error) -> Response {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let once = std::env::args().any(|a| a == "--once");
     let sandbox = Sandbox::builder().start().await?;
-    let client = Client::builder().base_url(sandbox.base_url().clone()).token(sandbox.token().clone()).build()?;
-    let app = Router::new().route("/numbers/{id}/verification-code", post(request_code)).with_state(client);
-    let listener = tokio::net::TcpListener::bind(if once { "127.0.0.1:0" } else { "127.0.0.1:3000" }).await?;
+    let client = Client::builder()
+        .base_url(sandbox.base_url().clone())
+        .token(sandbox.token().clone())
+        .build()?;
+    let app = Router::new()
+        .route("/numbers/{id}/verification-code", post(request_code))
+        .with_state(client);
+    let listener = tokio::net::TcpListener::bind(if once {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:3000"
+    })
+    .await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     if !once {
@@ -57,12 +68,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     // One real HTTP request to our own route, with a plain client.
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let req = axum::http::Request::post(format!("http://{addr}/numbers/1234567890/verification-code"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let req = axum::http::Request::post(format!(
+        "http://{addr}/numbers/1234567890/verification-code"
+    ))
+    .body(http_body_util::Full::new(bytes::Bytes::new()))?;
     let res = http.request(req).await?;
     let status = res.status();
-    let body = http_body_util::BodyExt::collect(res.into_body()).await?.to_bytes();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await?
+        .to_bytes();
     println!("{} {}", status.as_u16(), String::from_utf8_lossy(&body));
     server.abort();
     if !status.is_success() || sandbox.outbox().len() != 1 {

@@ -27,8 +27,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // A person would type the code they received; the sandbox keeps it in its outbox.
-    let code = sandbox.outbox().last_code("1234567890").ok_or("no code sent")?;
-    let verified = client.verify_code(VerifyCode::new(id, code.parse()?)).await?;
+    let code = sandbox
+        .outbox()
+        .last_code("1234567890")
+        .ok_or("no code sent")?;
+    let verified = client
+        .verify_code(VerifyCode::new(id, code.parse()?))
+        .await?;
     println!("verified: {:?}", verified.output().id);
 
     sandbox.shutdown().await;

@@ -24,7 +24,9 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "text" => Ok(Format::Text),
             "json" => Ok(Format::Json),
-            _ => Err(Error::invalid_input(format!("--output must be text or json, got {s:?}"))),
+            _ => Err(Error::invalid_input(format!(
+                "--output must be text or json, got {s:?}"
+            ))),
         }
     }
 }
@@ -149,7 +151,10 @@ pub(crate) fn error_text(e: &Error) -> String {
         out.push_str(&format!("\n  what to do: {next}"));
     }
     if let Some(wait) = e.retry_after() {
-        out.push_str(&format!("\n  retry after: {}", wa_verify_core::config::duration::format(wait)));
+        out.push_str(&format!(
+            "\n  retry after: {}",
+            wa_verify_core::config::duration::format(wait)
+        ));
     }
     if let Some(t) = e.fbtrace_id() {
         out.push_str(&format!("\n  fbtrace_id: {t} (quote it to Meta support)"));

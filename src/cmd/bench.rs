@@ -73,7 +73,9 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     let checked = (|| {
         let run_for = duration::parse(&args.duration)?;
         if args.numbers == 0 || args.concurrency == 0 {
-            return Err(Error::invalid_input("--numbers and --concurrency must be at least 1"));
+            return Err(Error::invalid_input(
+                "--numbers and --concurrency must be at least 1",
+            ));
         }
         args.first_number_id
             .checked_add(args.numbers - 1)
@@ -107,10 +109,13 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
                 // Bounded by the duration: no new call starts after `end`.
                 while Instant::now() < end {
                     let i = next.fetch_add(1, Ordering::Relaxed) % n;
-                    let op = RequestCode::new(PhoneNumberId::from(first + i), CodeMethod::Sms, language);
+                    let op =
+                        RequestCode::new(PhoneNumberId::from(first + i), CodeMethod::Sms, language);
                     let sent = Instant::now();
                     let result = client.request_code(op).await;
-                    let _ = t.latency_us.record(sent.elapsed().as_micros().max(1) as u64);
+                    let _ = t
+                        .latency_us
+                        .record(sent.elapsed().as_micros().max(1) as u64);
                     match result {
                         Ok(r) => {
                             t.succeeded += 1;

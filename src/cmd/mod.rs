@@ -140,7 +140,8 @@ impl CommonArgs {
         }
         match (&self.per_number_rate, self.per_number_burst) {
             (Some(rate), burst) => {
-                c.rate_limit.per_number = vec![Quota::new(rate.parse::<Rate>()?, burst.unwrap_or(0))];
+                c.rate_limit.per_number =
+                    vec![Quota::new(rate.parse::<Rate>()?, burst.unwrap_or(0))];
             }
             (None, Some(burst)) => {
                 let Some(first) = c.rate_limit.per_number.first_mut() else {

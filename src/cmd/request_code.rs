@@ -43,8 +43,9 @@ pub(crate) async fn run(args: RequestCodeArgs) -> u8 {
     };
     let result = p.client.request_code(op).await;
     let code = output::outcome(p.format, "request_code", &result, |r| {
-        format!("code sent to {} by {}", args.phone_number_id, args.method.to_uppercase()).to_owned()
-            + &output::details(r.attempts(), r.fbtrace_id())
+        let method = args.method.to_uppercase();
+        let details = output::details(r.attempts(), r.fbtrace_id());
+        format!("code sent to {} by {method}{details}", args.phone_number_id)
     });
     if let Some(sb) = p.sandbox {
         sb.shutdown().await;

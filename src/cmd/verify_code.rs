@@ -39,7 +39,8 @@ pub(crate) async fn run(args: VerifyCodeArgs) -> u8 {
     };
     let result = p.client.verify_code(op).await;
     let code = output::outcome(p.format, "verify_code", &result, |r| {
-        format!("number {} verified", args.phone_number_id) + &output::details(r.attempts(), r.fbtrace_id())
+        format!("number {} verified", args.phone_number_id)
+            + &output::details(r.attempts(), r.fbtrace_id())
     });
     if let Some(sb) = p.sandbox {
         sb.shutdown().await;

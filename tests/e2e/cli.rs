@@ -10,13 +10,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_wa-verify");
 
 fn wa(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("WHATSAPP_ACCESS_TOKEN").env_remove("RUST_LOG");
+    c.args(args)
+        .env_remove("WHATSAPP_ACCESS_TOKEN")
+        .env_remove("RUST_LOG");
     c
 }
 
 /// Runs the CLI off the async runtime (it blocks) and returns its output.
 async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
 
 fn with_token(mut c: Command, token: &str) -> Command {
@@ -26,24 +30,50 @@ fn with_token(mut c: Command, token: &str) -> Command {
 
 fn json(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.trim().lines().count(), 1, "exactly one JSON object: {text}");
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "exactly one JSON object: {text}"
+    );
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 fn against(sb: &SandboxHandle, args: &[&str]) -> Command {
     let mut c = wa(args);
-    c.args(["--base-url", sb.base_url().as_str()]).env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
+    c.args(["--base-url", sb.base_url().as_str()])
+        .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
     c
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn success_in_text_and_json() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let out = run(against(&sb, &["request-code", "--phone-number-id", "1234567890"])).await;
+    let out = run(against(
+        &sb,
+        &["request-code", "--phone-number-id", "1234567890"],
+    ))
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("code sent") && text.contains("fbtrace_id"), "{text}");
-    let out = run(against(&sb, &["request-code", "--phone-number-id", "1234567890", "--method", "voice", "--language", "en", "--output", "json"])).await;
+    assert!(
+        text.contains("code sent") && text.contains("fbtrace_id"),
+        "{text}"
+    );
+    let out = run(against(
+        &sb,
+        &[
+            "request-code",
+            "--phone-number-id",
+            "1234567890",
+            "--method",
+            "voice",
+            "--language",
+            "en",
+            "--output",
+            "json",
+        ],
+    ))
+    .await;
     assert_eq!(out.status.code(), Some(0));
     let v = json(&out);
     assert_eq!(v["success"], true);
@@ -56,13 +86,43 @@ async fn success_in_text_and_json() {
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_code_with_the_code_from_the_outbox() {
     let sb = sandbox(SandboxConfig::default()).await;
-    assert_eq!(run(against(&sb, &["request-code", "--phone-number-id", "55"])).await.status.code(), Some(0));
+    assert_eq!(
+        run(against(&sb, &["request-code", "--phone-number-id", "55"]))
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
     let code = sb.outbox().last_code("55").unwrap();
-    let out = run(against(&sb, &["verify-code", "--phone-number-id", "55", "--code", &code, "--output", "json"])).await;
+    let out = run(against(
+        &sb,
+        &[
+            "verify-code",
+            "--phone-number-id",
+            "55",
+            "--code",
+            &code,
+            "--output",
+            "json",
+        ],
+    ))
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(json(&out)["success"], true);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let out = run(against(&sb, &["verify-code", "--phone-number-id", "55", "--code", wrong, "--output", "json"])).await;
+    let out = run(against(
+        &sb,
+        &[
+            "verify-code",
+            "--phone-number-id",
+            "55",
+            "--code",
+            wrong,
+            "--output",
+            "json",
+        ],
+    ))
+    .await;
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["error"]["kind"], "wrong_code");
@@ -74,19 +134,34 @@ async fn verify_code_with_the_code_from_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_kind_the_sandbox_produces_with_exit_1() {
-    let mut cfg = SandboxConfig::from_toml(r#"
+    let mut cfg = SandboxConfig::from_toml(
+        r#"
         numbers = ["1", "2", "3", "4", "5", "6", "7", "8"]
         not_permitted = ["2"]
         not_eligible = ["3"]
         [quotas]
         per_number = { rate = "1/h", burst = 1 }
-    "#).unwrap();
-    for (id_, kind) in [("4", FaultKind::Server500), ("5", FaultKind::Hang), ("6", FaultKind::DropBeforeSend), ("7", FaultKind::Unavailable503)] {
-        cfg.number_faults.insert(id_.into(), NumberFault { kind, times: None });
+    "#,
+    )
+    .unwrap();
+    for (id_, kind) in [
+        ("4", FaultKind::Server500),
+        ("5", FaultKind::Hang),
+        ("6", FaultKind::DropBeforeSend),
+        ("7", FaultKind::Unavailable503),
+    ] {
+        cfg.number_faults
+            .insert(id_.into(), NumberFault { kind, times: None });
     }
     let sb = sandbox(cfg).await;
     // Spend number 8's quota.
-    assert_eq!(run(against(&sb, &["request-code", "--phone-number-id", "8"])).await.status.code(), Some(0));
+    assert_eq!(
+        run(against(&sb, &["request-code", "--phone-number-id", "8"]))
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
     for (id_, kind, status) in [
         ("9", "not_found", Some(404)),
         ("2", "permission", Some(403)),
@@ -97,17 +172,57 @@ async fn every_error_kind_the_sandbox_produces_with_exit_1() {
         ("7", "protocol", Some(503)),
         ("8", "rate_limited", Some(429)),
     ] {
-        let out = run(against(&sb, &["request-code", "--phone-number-id", id_, "--output", "json", "--attempt-timeout", "300ms", "--max-attempts", "1"])).await;
+        let out = run(against(
+            &sb,
+            &[
+                "request-code",
+                "--phone-number-id",
+                id_,
+                "--output",
+                "json",
+                "--attempt-timeout",
+                "300ms",
+                "--max-attempts",
+                "1",
+            ],
+        ))
+        .await;
         assert_eq!(out.status.code(), Some(1), "{id_}: {out:?}");
         let v = json(&out);
         assert_eq!(v["success"], false);
         assert_eq!(v["error"]["kind"], kind, "{id_}: {v}");
-        assert_eq!(v["error"]["status"].as_u64(), status.map(|s: u16| u64::from(s)), "{id_}");
-        for field in ["kind", "status", "code", "error_subcode", "message", "fbtrace_id", "is_transient", "retry_after_ms", "meaning"] {
+        assert_eq!(
+            v["error"]["status"].as_u64(),
+            status.map(|s: u16| u64::from(s)),
+            "{id_}"
+        );
+        for field in [
+            "kind",
+            "status",
+            "code",
+            "error_subcode",
+            "message",
+            "fbtrace_id",
+            "is_transient",
+            "retry_after_ms",
+            "meaning",
+        ] {
             assert!(v["error"].get(field).is_some(), "{field} in {v}");
         }
     }
-    let bad_token = run(with_token(wa(&["request-code", "--phone-number-id", "1", "--base-url", sb.base_url().as_str(), "--output", "json"]), "FAKE-wrong")).await;
+    let bad_token = run(with_token(
+        wa(&[
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--base-url",
+            sb.base_url().as_str(),
+            "--output",
+            "json",
+        ]),
+        "FAKE-wrong",
+    ))
+    .await;
     assert_eq!(bad_token.status.code(), Some(1));
     assert_eq!(json(&bad_token)["error"]["kind"], "auth");
 }
@@ -117,21 +232,71 @@ async fn refused_input_and_missing_token_exit_2_before_any_request() {
     let sb = sandbox(SandboxConfig::default()).await;
     for args in [
         vec!["request-code", "--phone-number-id", "12a"],
-        vec!["request-code", "--phone-number-id", "1", "--language", "english"],
-        vec!["request-code", "--phone-number-id", "1", "--method", "email"],
-        vec!["request-code", "--phone-number-id", "1", "--api-version", "23"],
+        vec![
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--language",
+            "english",
+        ],
+        vec![
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--method",
+            "email",
+        ],
+        vec![
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--api-version",
+            "23",
+        ],
         vec!["verify-code", "--phone-number-id", "1", "--code", "12345"],
-        vec!["request-code", "--phone-number-id", "1", "--timeout", "soon"],
-        vec!["request-code", "--phone-number-id", "1", "--per-number-rate", "5/week"],
+        vec![
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--timeout",
+            "soon",
+        ],
+        vec![
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--per-number-rate",
+            "5/week",
+        ],
     ] {
         let out = run(against(&sb, &args)).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
     }
-    let remote = run(with_token(wa(&["request-code", "--phone-number-id", "1", "--base-url", "http://example.com"]), FAKE_TOKEN)).await;
+    let remote = run(with_token(
+        wa(&[
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--base-url",
+            "http://example.com",
+        ]),
+        FAKE_TOKEN,
+    ))
+    .await;
     assert_eq!(remote.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&remote.stderr).contains("loopback"));
-    let no_token = run(wa(&["request-code", "--phone-number-id", "1", "--base-url", sb.base_url().as_str()])).await;
+    let no_token = run(wa(&[
+        "request-code",
+        "--phone-number-id",
+        "1",
+        "--base-url",
+        sb.base_url().as_str(),
+    ]))
+    .await;
     assert_eq!(no_token.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("WHATSAPP_ACCESS_TOKEN"));
     let usage = run(wa(&["request-code"])).await;
@@ -146,21 +311,49 @@ async fn token_file_is_read_and_trimmed() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
     std::fs::write(&file, format!("{FAKE_TOKEN}\n")).unwrap();
-    let out = run(wa(&["request-code", "--phone-number-id", "1", "--base-url", sb.base_url().as_str(), "--token-file", file.to_str().unwrap()])).await;
+    let out = run(wa(&[
+        "request-code",
+        "--phone-number-id",
+        "1",
+        "--base-url",
+        sb.base_url().as_str(),
+        "--token-file",
+        file.to_str().unwrap(),
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let missing = run(wa(&["request-code", "--phone-number-id", "1", "--base-url", sb.base_url().as_str(), "--token-file", "/nonexistent/token"])).await;
+    let missing = run(wa(&[
+        "request-code",
+        "--phone-number-id",
+        "1",
+        "--base-url",
+        sb.base_url().as_str(),
+        "--token-file",
+        "/nonexistent/token",
+    ]))
+    .await;
     assert_eq!(missing.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_flag_needs_no_token_and_logs_never_show_secrets() {
-    let out = run(wa(&["request-code", "--sandbox", "--phone-number-id", "1234567890", "-vvv"])).await;
+    let out = run(wa(&[
+        "request-code",
+        "--sandbox",
+        "--phone-number-id",
+        "1234567890",
+        "-vvv",
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("code sent"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("request_code"), "trace logs on stderr");
-    assert!(!stderr.contains("SANDBOX") && !stderr.to_lowercase().contains("bearer"), "{stderr}");
+    assert!(
+        !stderr.contains("SANDBOX") && !stderr.to_lowercase().contains("bearer"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -185,35 +378,75 @@ async fn sandbox_subcommand_prints_its_url_and_answers_the_curl_example() {
     let p = plain(
         "POST",
         &format!("{url}/v23.0/1234567890/request_code"),
-        &[("authorization", &format!("Bearer {FAKE_TOKEN}")), ("content-type", "application/json")],
+        &[
+            ("authorization", &format!("Bearer {FAKE_TOKEN}")),
+            ("content-type", "application/json"),
+        ],
         r#"{"code_method":"SMS","language":"en_US"}"#,
     )
     .await
     .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!((p.status, p.json()), (200, serde_json::json!({"success": true})));
+    assert_eq!(
+        (p.status, p.json()),
+        (200, serde_json::json!({"success": true}))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_json_report_counts_what_the_sandbox_counted() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let out = run(against(&sb, &["bench", "--numbers", "50", "--duration", "1s", "--concurrency", "8", "--per-number-rate", "2/s", "--per-number-burst", "1", "--output", "json"])).await;
+    let out = run(against(
+        &sb,
+        &[
+            "bench",
+            "--numbers",
+            "50",
+            "--duration",
+            "1s",
+            "--concurrency",
+            "8",
+            "--per-number-rate",
+            "2/s",
+            "--per-number-burst",
+            "1",
+            "--output",
+            "json",
+        ],
+    ))
+    .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v = json(&out);
-    for field in ["requests", "succeeded", "failed", "errors", "throughput_rps", "latency_ms"] {
+    for field in [
+        "requests",
+        "succeeded",
+        "failed",
+        "errors",
+        "throughput_rps",
+        "latency_ms",
+    ] {
         assert!(v.get(field).is_some(), "{field}");
     }
     assert_eq!(v["requests"].as_u64().unwrap(), sb.stats().requests);
     assert!(v["succeeded"].as_u64().unwrap() > 0);
-    assert_eq!(v["succeeded"].as_u64().unwrap() + v["failed"].as_u64().unwrap(), v["calls"].as_u64().unwrap());
+    assert_eq!(
+        v["succeeded"].as_u64().unwrap() + v["failed"].as_u64().unwrap(),
+        v["calls"].as_u64().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_axum_example_answers_a_real_request_to_its_route() {
     // cargo builds the examples beside the test binaries.
     let exe = std::env::current_exe().unwrap();
-    let example = exe.parent().unwrap().parent().unwrap().join("examples").join("axum_gateway");
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("axum_gateway");
     let out = run({
         let mut c = Command::new(&example);
         c.arg("--once");
@@ -222,5 +455,8 @@ async fn the_axum_example_answers_a_real_request_to_its_route() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("200 ") && text.contains("\"sent\":true"), "{text}");
+    assert!(
+        text.starts_with("200 ") && text.contains("\"sent\":true"),
+        "{text}"
+    );
 }

@@ -120,6 +120,7 @@ async fn every_spec_status_gives_its_kind_status_and_fbtrace_id() {
         assert_eq!(e.graph().unwrap().message, format!("m{id_}"));
         assert_eq!(e.attempts(), 1);
     }
+    assert_eq!(server.hits(), 8, "one request per call, no retry");
 }
 
 #[tokio::test]

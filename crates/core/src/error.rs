@@ -197,7 +197,10 @@ enum Reach {
     Answered,
 }
 
-/// The error of every call: see the [module docs](self).
+/// The error of every call: what happened ([`kind`](Self::kind)), what Meta said
+/// ([`graph`](Self::graph), [`meaning`](Self::meaning)), whether to wait
+/// ([`retry_after`](Self::retry_after)) and whether a code may already have been sent
+/// ([`may_have_reached_server`](Self::may_have_reached_server)).
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -475,7 +478,7 @@ fn human(d: Duration) -> String {
         format!("{}s", ms.div_ceil(1000))
     } else if ms >= 1000 {
         let tenths = ms.div_ceil(100);
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)

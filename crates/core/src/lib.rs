@@ -1,4 +1,70 @@
-//! WhatsApp Cloud API phone-number verification as a tower `Service`.
+//! WhatsApp Cloud API phone-number verification as a tower `Service`, wrapped in
+//! composable reliability layers.
+//!
+//! A business proves it owns a WhatsApp Business number in two calls:
+//! `POST /{version}/{phone_number_id}/request_code` sends a six-digit code by SMS or voice,
+//! and `.../verify_code` checks it. `request_code` is not idempotent (each call may text
+//! the number again) and Meta throttles and blocks numbers that are called carelessly, so
+//! this crate is built around one promise: it never sends a second code by accident.
+//!
+//! # Overview
+//!
+//! ```text
+//!  typed level   Trace → Deadline → Retry → RateLimit(per number, global) → AttemptTimeout
+//!                                                                      ↓
+//!  boundary      Graph: operation → http::Request, http::Response → typed output / Error
+//!                                                                      ↓
+//!  http level    Auth (Authorization: Bearer) → Transport (hyper-util + hyper-rustls)
+//! ```
+//!
+//! [`Client`] assembles this stack from a [`StackConfig`](config::StackConfig); every box is
+//! also a public tower `Layer` you can use alone (see `examples/custom_stack.rs`).
+//!
+//! # Quick start
+//!
+//! ```
+//! use wa_verify_core::{Client, CodeMethod, RequestCode, VerifyCode};
+//! use wa_verify_sandbox::Sandbox;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The sandbox is a local emulator of the API: no Meta account needed.
+//! let sandbox = Sandbox::builder().start().await?;
+//! let client = Client::builder()
+//!     .base_url(sandbox.base_url().clone())
+//!     .token(sandbox.token().clone())
+//!     .build()?;
+//! let id = "1234567890".parse()?;
+//! client.request_code(RequestCode::new(id, CodeMethod::Sms, "en_US".parse()?)).await?;
+//! let code = sandbox.outbox().last_code("1234567890").unwrap();
+//! let verified = client.verify_code(VerifyCode::new(id, code.parse()?)).await?;
+//! assert!(verified.success);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layers
+//!
+//! | layer | module | what it does |
+//! |---|---|---|
+//! | `TraceLayer` | [`trace`] | one span per call with status, Graph code, `fbtrace_id` |
+//! | `DeadlineLayer` | [`timeout`] | bounds the whole call, backoff sleeps included |
+//! | `RetryLayer<RetryPolicy>` | [`retry`] | retries only what cannot have sent a code (or what Meta says to) |
+//! | `RateLimitLayer` | [`rate_limit`] | per-number and global GCRA quotas (governor), wait or fail fast |
+//! | `AttemptTimeoutLayer` | [`timeout`] | bounds one attempt |
+//! | `GraphLayer` | [`graph`] | the typed boundary: encodings, size cap, error parsing |
+//! | `AuthLayer` | [`auth`] | `Authorization: Bearer`, static or from a provider |
+//! | `Transport` | [`transport`] | pooled hyper-util client over rustls |
+//!
+//! # Errors
+//!
+//! Every call fails with one [`Error`]: [`Error::kind`] says what the caller may do next,
+//! [`Error::meaning`] classifies Meta's error code, [`Error::retry_after`] says how long to
+//! wait, and [`Error::may_have_reached_server`] whether a code may already have been sent.
+//!
+//! # Feature flags
+//!
+//! - `native-roots`: trust the operating system's certificate store instead of webpki roots.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 

@@ -1,5 +1,5 @@
 //! The boundary between the typed and the HTTP level: an [`Operation`] becomes an
-//! `http::Request`, and the `http::Response` becomes a typed [`Response`] or an [`Error`].
+//! `http::Request`, and the `http::Response` becomes a typed [`Response`](crate::Response) or an [`Error`].
 //!
 //! # Example
 //!

@@ -39,7 +39,7 @@
 //!
 //! # What is retried
 //!
-//! See [`classify`]: 429, `is_transient: true`, 503 and failures before the write are
+//! See [`classify()`]: 429, `is_transient: true`, 503 and failures before the write are
 //! retried; ambiguous failures only with [`RetryPolicy::retry_ambiguous`]; never 4xx.
 
 mod backoff;
