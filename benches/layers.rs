@@ -1,0 +1,58 @@
+//! Layer overhead: the full default stack and each layer alone, over an in-memory HTTP
+//! service, against the bare `Graph` boundary over the same service (ns per call).
+
+mod support;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tower::{Layer, ServiceExt};
+use wa_verify_core::auth::AuthLayer;
+use wa_verify_core::graph::GraphLayer;
+use wa_verify_core::rate_limit::{MemoryStore, RateLimitLayer};
+use wa_verify_core::retry::{RetryLayer, RetryPolicy};
+use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use wa_verify_core::trace::TraceLayer;
+
+use support::{full_stack, never_binding, op, Canned, FAKE_TOKEN};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+macro_rules! bench_service {
+    ($group:expr, $rt:expr, $name:expr, $svc:expr) => {{
+        let svc = $svc;
+        let mut i = 0u64;
+        $group.bench_function(BenchmarkId::new($name, "canned_200"), |b| {
+            b.to_async(&$rt).iter(|| {
+                i += 1;
+                let call = svc.clone().oneshot(black_box(op(i)));
+                async move { black_box(call.await.unwrap()) }
+            })
+        });
+    }};
+}
+
+fn layer_overhead(c: &mut Criterion) {
+    let rt = rt();
+    let mut g = c.benchmark_group("layer_overhead");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(3));
+    let graph = || GraphLayer::new("http://127.0.0.1:1".parse().unwrap()).layer(Canned);
+    bench_service!(g, rt, "bare_graph", graph());
+    bench_service!(g, rt, "full_stack", full_stack());
+    bench_service!(g, rt, "trace", TraceLayer::new().layer(graph()));
+    bench_service!(g, rt, "deadline", DeadlineLayer::new(Some(Duration::from_secs(30))).layer(graph()));
+    bench_service!(g, rt, "retry", RetryLayer::new(RetryPolicy::default()).layer(graph()));
+    let store = MemoryStore::new(&[never_binding()], Some(never_binding()));
+    bench_service!(g, rt, "rate_limit", RateLimitLayer::new(store).layer(graph()));
+    bench_service!(g, rt, "attempt_timeout", AttemptTimeoutLayer::new(Some(Duration::from_secs(10))).layer(graph()));
+    let auth = AuthLayer::new(FAKE_TOKEN.parse().unwrap()).layer(Canned);
+    bench_service!(g, rt, "auth", GraphLayer::new("http://127.0.0.1:1".parse().unwrap()).layer(auth));
+    g.finish();
+}
+
+criterion_group!(benches, layer_overhead);
+criterion_main!(benches);

@@ -1,0 +1,2 @@
+//! Loopback throughput (placeholder until the harness lands).
+fn main() {}
