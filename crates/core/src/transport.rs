@@ -7,6 +7,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -53,7 +54,9 @@ impl Default for TransportConfig {
 /// The default HTTP service: a pooled hyper-util client with rustls.
 #[derive(Clone)]
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, RequestBody>,
+    // Behind an `Arc`: the client is ~340 bytes, and every layer's future that owns a
+    // clone of the stack would otherwise move all of it on each call.
+    client: Arc<Client<HttpsConnector<HttpConnector>, RequestBody>>,
 }
 
 impl fmt::Debug for Transport {
@@ -92,7 +95,9 @@ impl Transport {
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .http2_only(config.http2_only)
             .build(connector);
-        Ok(Self { client })
+        Ok(Self {
+            client: Arc::new(client),
+        })
     }
 }
 

@@ -25,7 +25,8 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, St::Future>,
-        pending: Option<Pending<S, St, R>>,
+        // Boxed: only calls that must wait need it, and it keeps the hot path's future small.
+        pending: Option<Box<Pending<S, St, R>>>,
     }
 }
 
@@ -68,14 +69,14 @@ where
         store: St,
         max_wait: Duration,
     ) -> Self {
-        let mut pending = Pending {
+        let mut pending = Box::new(Pending {
             inner,
             req: Some(req),
             key,
             store,
             until: Instant::now() + max_wait,
             checks: 1,
-        };
+        });
         let state = match acquire {
             Acquire::Pending(fut) => State::Acquiring { fut },
             Acquire::Ready(admission) => pending.admit(admission),

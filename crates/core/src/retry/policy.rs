@@ -57,7 +57,8 @@ pub struct RetryPolicy {
     // Attempts that left the process: a local refusal (rate limit) is not one.
     sent: u32,
     started: Option<Instant>,
-    schedule: Option<Schedule>,
+    // Boxed: built on the first retry only, and kept out of every call's future.
+    schedule: Option<Box<Schedule>>,
 }
 
 #[derive(Clone, Debug)]
@@ -176,7 +177,7 @@ impl RetryPolicy {
         }
         let schedule = self
             .schedule
-            .get_or_insert_with(|| Schedule::new(&self.settings.backoff));
+            .get_or_insert_with(|| Box::new(Schedule::new(&self.settings.backoff)));
         let backoff = schedule.next_wait();
         let hint = error.retry_after();
         let wait = backoff.max(hint.unwrap_or_default());
