@@ -18,7 +18,10 @@ use wa_verify_core::trace::TraceLayer;
 use support::{full_stack, never_binding, op, Canned, FAKE_TOKEN};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 macro_rules! bench_service {
@@ -44,13 +47,38 @@ fn layer_overhead(c: &mut Criterion) {
     bench_service!(g, rt, "bare_graph", graph());
     bench_service!(g, rt, "full_stack", full_stack());
     bench_service!(g, rt, "trace", TraceLayer::new().layer(graph()));
-    bench_service!(g, rt, "deadline", DeadlineLayer::new(Some(Duration::from_secs(30))).layer(graph()));
-    bench_service!(g, rt, "retry", RetryLayer::new(RetryPolicy::default()).layer(graph()));
+    bench_service!(
+        g,
+        rt,
+        "deadline",
+        DeadlineLayer::new(Some(Duration::from_secs(30))).layer(graph())
+    );
+    bench_service!(
+        g,
+        rt,
+        "retry",
+        RetryLayer::new(RetryPolicy::default()).layer(graph())
+    );
     let store = MemoryStore::new(&[never_binding()], Some(never_binding()));
-    bench_service!(g, rt, "rate_limit", RateLimitLayer::new(store).layer(graph()));
-    bench_service!(g, rt, "attempt_timeout", AttemptTimeoutLayer::new(Some(Duration::from_secs(10))).layer(graph()));
+    bench_service!(
+        g,
+        rt,
+        "rate_limit",
+        RateLimitLayer::new(store).layer(graph())
+    );
+    bench_service!(
+        g,
+        rt,
+        "attempt_timeout",
+        AttemptTimeoutLayer::new(Some(Duration::from_secs(10))).layer(graph())
+    );
     let auth = AuthLayer::new(FAKE_TOKEN.parse().unwrap()).layer(Canned);
-    bench_service!(g, rt, "auth", GraphLayer::new("http://127.0.0.1:1".parse().unwrap()).layer(auth));
+    bench_service!(
+        g,
+        rt,
+        "auth",
+        GraphLayer::new("http://127.0.0.1:1".parse().unwrap()).layer(auth)
+    );
     g.finish();
 }
 

@@ -42,7 +42,11 @@ fn limiter_keyed(c: &mut Criterion) {
         .unwrap();
     let _guard = rt.enter();
     let quick = std::env::args().all(|a| a != "--bench");
-    let sizes: &[u64] = if quick { &[1, 10_000] } else { &[1, 10_000, 1_000_000] };
+    let sizes: &[u64] = if quick {
+        &[1, 10_000]
+    } else {
+        &[1, 10_000, 1_000_000]
+    };
     println!("\nlimiter memory (u64 keys, governor DashMap, one quota):");
     println!("| numbers | heap bytes | bytes/number | heap after eviction | numbers after |");
     println!("|---|---|---|---|---|");

@@ -1,2 +1,471 @@
-//! Loopback throughput (placeholder until the harness lands).
-fn main() {}
+//! Loopback throughput, in one run against one sandbox process (faults off):
+//!
+//! 1. alternating rounds of a bare hyper-util client, the wa-verify full stack, and
+//!    reqwest + reqwest-middleware + reqwest-retry, at concurrency 1 and 64, with req/s,
+//!    p50/p99, client CPU per request and the ratio of each to bare hyper in its round;
+//! 2. throughput under rate limits: N numbers with quota q and demand above it, against a
+//!    sandbox enforcing the same quota;
+//! 3. the sandbox's capacity (its own CPU per request).
+//!
+//! `cargo bench --bench throughput` runs the full version (about two minutes); under
+//! `cargo test` it runs one short smoke round of each, so it cannot rot. The client is
+//! pinned to core 0 and the sandbox to core 1 when the machine has two cores.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use reqwest_middleware::ClientWithMiddleware;
+use reqwest_retry::policies::ExponentialBackoff;
+use reqwest_retry::RetryTransientMiddleware;
+use wa_verify_core::rate_limit::Quota;
+use wa_verify_core::{Client, CodeMethod, Language, PhoneNumberId, RequestCode};
+
+use support::{stack_config, FAKE_TOKEN};
+
+const BODY: &str = r#"{"code_method":"SMS","language":"en_US"}"#;
+const NUMBERS: u64 = 1000;
+
+/// A `wa-verify sandbox` child process.
+struct SandboxProc {
+    child: Child,
+    base: String,
+}
+
+impl SandboxProc {
+    fn start(config: Option<&str>) -> Self {
+        let mut cmd = if two_cores() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1", env!("CARGO_BIN_EXE_wa-verify")]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_wa-verify"))
+        };
+        cmd.args(["sandbox", "--listen", "127.0.0.1:0"]);
+        let path = config.map(|text| {
+            let path =
+                std::env::temp_dir().join(format!("wa-verify-bench-{}.toml", std::process::id()));
+            std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .unwrap();
+            cmd.arg("--config").arg(&path);
+            path
+        });
+        let mut child = cmd
+            .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the wa-verify binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if let Some(p) = path {
+            let _ = std::fs::remove_file(p);
+        }
+        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "sandbox said {line:?}"
+        );
+        Self { child, base }
+    }
+
+    /// The sandbox process's CPU time so far.
+    fn cpu(&self) -> Duration {
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+impl Drop for SandboxProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn two_cores() -> bool {
+    std::thread::available_parallelism()
+        .map(|n| n.get() >= 2)
+        .unwrap_or(false)
+        && Command::new("taskset").arg("-V").output().is_ok()
+}
+
+/// utime + stime of a process, from /proc (clock ticks of 10 ms).
+fn cpu_of(stat: &str) -> Duration {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = text.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    // `rest` starts at field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
+}
+
+#[derive(Clone)]
+enum Peer {
+    Bare(HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>),
+    Stack(Client),
+    Reqwest(ClientWithMiddleware),
+}
+
+impl Peer {
+    fn name(&self) -> &'static str {
+        match self {
+            Peer::Bare(_) => "bare hyper-util",
+            Peer::Stack(_) => "wa-verify full stack",
+            Peer::Reqwest(_) => "reqwest+middleware+retry",
+        }
+    }
+
+    async fn call(&self, base: &str, id: u64) -> Result<(), String> {
+        let url = format!("{base}/v23.0/{id}/request_code");
+        match self {
+            Peer::Bare(c) => {
+                let req = http::Request::post(url)
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {FAKE_TOKEN}"))
+                    .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                    .map_err(|e| e.to_string())?;
+                let res = c.request(req).await.map_err(|e| format!("{e:?}"))?;
+                let ok = res.status().is_success();
+                let body = res
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                success(ok, &body)
+            }
+            Peer::Stack(c) => {
+                let op = RequestCode::new(
+                    PhoneNumberId::from(id),
+                    CodeMethod::Sms,
+                    Language::default(),
+                );
+                c.request_code(op)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Peer::Reqwest(c) => {
+                let res = c
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .bearer_auth(FAKE_TOKEN)
+                    .body(BODY)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ok = res.status().is_success();
+                let body = res.bytes().await.map_err(|e| e.to_string())?;
+                success(ok, &body)
+            }
+        }
+    }
+}
+
+/// Every client parses the answer, as the stack does.
+fn success(ok: bool, body: &[u8]) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        success: bool,
+    }
+    match serde_json::from_slice::<Answer>(body) {
+        Ok(a) if ok && a.success => Ok(()),
+        _ => Err(format!("answer: {}", String::from_utf8_lossy(body))),
+    }
+}
+
+fn peers(base: &str) -> Vec<Peer> {
+    let bare = HyperClient::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http();
+    let mut cfg = stack_config(base);
+    cfg.transport.pool_max_idle_per_host = 256;
+    let stack = Client::from_config(cfg, FAKE_TOKEN.parse().unwrap()).unwrap();
+    let inner = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let retry = RetryTransientMiddleware::new_with_policy(
+        ExponentialBackoff::builder().build_with_max_retries(3),
+    );
+    let reqwest = reqwest_middleware::ClientBuilder::new(inner)
+        .with(retry)
+        .build();
+    vec![Peer::Bare(bare), Peer::Stack(stack), Peer::Reqwest(reqwest)]
+}
+
+struct Round {
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    rps: f64,
+    p50_us: u64,
+    p99_us: u64,
+    cpu_per_req_us: f64,
+    sandbox_cpu_per_req_us: f64,
+}
+
+/// `concurrency` tasks calling for `time` (and at most `max_calls` calls each).
+async fn round(peer: &Peer, sandbox: &SandboxProc, concurrency: usize, time: Duration) -> Round {
+    let cpu0 = cpu_of("/proc/self/stat");
+    let sb0 = sandbox.cpu();
+    let start = Instant::now();
+    let end = start + time;
+    let base: Arc<str> = sandbox.base.as_str().into();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|t| {
+            let peer = peer.clone();
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+                let mut i = t as u64;
+                // Bounded by time and by count.
+                while Instant::now() < end && ok + errors < 10_000_000 {
+                    let sent = Instant::now();
+                    match peer.call(&base, 1_000_000_000 + i % NUMBERS).await {
+                        Ok(()) => ok += 1,
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                    let _ = h.record(sent.elapsed().as_micros().max(1) as u64);
+                    i += concurrency as u64;
+                }
+                (h, ok, errors, first_error)
+            })
+        })
+        .collect();
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut ok, mut errors, mut first_error) = (0, 0, None);
+    for t in tasks {
+        let (th, tok, terr, tfirst) = t.await.unwrap();
+        h.add(&th).unwrap();
+        ok += tok;
+        errors += terr;
+        first_error = first_error.or(tfirst);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let n = (ok + errors).max(1) as f64;
+    Round {
+        ok,
+        errors,
+        first_error,
+        rps: ok as f64 / elapsed,
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        cpu_per_req_us: (cpu_of("/proc/self/stat") - cpu0).as_secs_f64() * 1e6 / n,
+        sandbox_cpu_per_req_us: (sandbox.cpu() - sb0).as_secs_f64() * 1e6 / n,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn peers_vs_bare(full: bool) {
+    let sandbox = SandboxProc::start(Some("[outbox]\nmax_entries = 100000\n"));
+    let peers = peers(&sandbox.base);
+    let (rounds, time) = if full {
+        (5, Duration::from_secs(3))
+    } else {
+        (1, Duration::from_millis(200))
+    };
+    println!("\n## Loopback throughput: {rounds} alternating rounds of {time:?} per client\n");
+    println!(
+        "| c | round | client | req/s | p50 µs | p99 µs | client CPU µs/req | ratio to bare |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut sandbox_cpu = Vec::new();
+    for c in [1usize, 64] {
+        let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
+        let mut rps: HashMap<&str, Vec<f64>> = HashMap::new();
+        let mut cpu: HashMap<&str, Vec<f64>> = HashMap::new();
+        for r in 1..=rounds {
+            // Warm each pool once per round so connection setup is not measured.
+            for p in &peers {
+                let _ = p.call(&sandbox.base, 1).await;
+            }
+            let mut bare = 0.0;
+            for p in &peers {
+                let res = round(p, &sandbox, c, time).await;
+                assert_eq!(res.errors, 0, "{}: {:?}", p.name(), res.first_error);
+                assert!(res.ok > 0, "{} made no call", p.name());
+                if matches!(p, Peer::Bare(_)) {
+                    bare = res.rps;
+                    if c == 64 {
+                        sandbox_cpu.push(res.sandbox_cpu_per_req_us);
+                    }
+                }
+                let ratio = res.rps / bare;
+                println!(
+                    "| {c} | {r} | {} | {:.0} | {} | {} | {:.1} | {ratio:.3} |",
+                    p.name(),
+                    res.rps,
+                    res.p50_us,
+                    res.p99_us,
+                    res.cpu_per_req_us
+                );
+                ratios.entry(p.name()).or_default().push(ratio);
+                rps.entry(p.name()).or_default().push(res.rps);
+                cpu.entry(p.name()).or_default().push(res.cpu_per_req_us);
+            }
+        }
+        println!("\nmedians at c={c}:\n");
+        println!("| client | req/s | client CPU µs/req | ratio to bare (median of rounds) |");
+        println!("|---|---|---|---|");
+        for p in &peers {
+            let n = p.name();
+            println!(
+                "| {n} | {:.0} | {:.1} | {:.3} |",
+                median(rps[n].clone()),
+                median(cpu[n].clone()),
+                median(ratios[n].clone())
+            );
+        }
+        println!();
+    }
+    let per_req = median(sandbox_cpu);
+    println!(
+        "sandbox: {per_req:.1} µs of its own CPU per request with faults off, so one core serves \
+         about {:.0} req/s\n",
+        1e6 / per_req.max(0.001)
+    );
+}
+
+/// Demand above N×q against a sandbox enforcing the same quota.
+async fn under_rate_limits(full: bool) {
+    let (numbers, per_sec, burst) = (20u64, 5u32, 1u32);
+    let time = if full {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(1)
+    };
+    // The same rate upstream, with one more burst slot: loopback latency varies by a few
+    // hundred µs from call to call, and a zero-tolerance GCRA upstream would count that
+    // jitter as a second call inside one interval.
+    let quota = format!("{{ rate = \"{per_sec}/s\", burst = {} }}", burst + 1);
+    let sandbox = SandboxProc::start(Some(&format!("[quotas]\nper_number = {quota}\n")));
+    let mut cfg = stack_config(&sandbox.base);
+    cfg.rate_limit.per_number = vec![Quota::new(format!("{per_sec}/s").parse().unwrap(), burst)];
+    cfg.rate_limit.global = None;
+    cfg.rate_limit.max_wait = Duration::from_secs(1);
+    let client = Client::from_config(cfg, FAKE_TOKEN.parse().unwrap()).unwrap();
+    let start = Instant::now();
+    let end = start + time;
+    let tasks: Vec<_> = (0..64u64)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut sends: Vec<(u64, Instant)> = Vec::new();
+                let (mut upstream_429, mut other, mut refused) = (0u64, 0u64, 0u64);
+                let mut i = t;
+                while Instant::now() < end {
+                    let id = 2_000_000_000 + i % numbers;
+                    i += 1;
+                    let op = RequestCode::new(
+                        PhoneNumberId::from(id),
+                        CodeMethod::Sms,
+                        Language::default(),
+                    );
+                    match client.request_code(op).await {
+                        // The answer's arrival: the limiter may have held the call first.
+                        Ok(_) => sends.push((id, Instant::now())),
+                        Err(e) if e.is_local() => refused += 1,
+                        Err(e) if e.status().is_some_and(|s| s.as_u16() == 429) => {
+                            upstream_429 += 1
+                        }
+                        Err(_) => other += 1,
+                    }
+                }
+                (sends, upstream_429, other, refused)
+            })
+        })
+        .collect();
+    let mut by_number: HashMap<u64, Vec<Instant>> = HashMap::new();
+    let (mut upstream_429, mut other, mut refused) = (0, 0, 0);
+    for t in tasks {
+        let (s, u, o, r) = t.await.unwrap();
+        for (id, at) in s {
+            by_number.entry(id).or_default().push(at);
+        }
+        upstream_429 += u;
+        other += o;
+        refused += r;
+    }
+    // Measured over [start, end]: calls still held by the limiter after `end` do not count.
+    let elapsed = time.as_secs_f64();
+    for times in by_number.values_mut() {
+        times.retain(|t| *t <= end);
+    }
+    // GCRA capacity over [0, T): the burst at once, then one call per interval.
+    let capacity = numbers as f64 * (f64::from(burst) - 1.0 + f64::from(per_sec) * elapsed);
+    let achieved: usize = by_number.values().map(Vec::len).sum();
+    // Any one-second window may hold at most q + burst calls of one number.
+    let limit = (per_sec + burst) as usize;
+    let mut over = 0;
+    let mut rates: Vec<f64> = Vec::new();
+    for times in by_number.values_mut() {
+        times.sort();
+        for (k, t) in times.iter().enumerate() {
+            let in_window = times[k..]
+                .iter()
+                .take_while(|u| **u - *t < Duration::from_secs(1))
+                .count();
+            if in_window > limit {
+                over += 1;
+            }
+        }
+        rates.push(times.len() as f64 / elapsed);
+    }
+    rates.sort_by(f64::total_cmp);
+    println!("## Throughput under rate limits ({numbers} numbers × {per_sec}/s burst {burst}, 64 callers, {elapsed:.1}s; sandbox: {per_sec}/s burst {})\n", burst + 1);
+    println!("| achieved calls | capacity N×q | achieved / capacity | per-number rate min / median / max | windows over quota | upstream 429s | refused locally |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {achieved} | {capacity:.0} | {:.3} | {:.2} / {:.2} / {:.2} | {over} | {upstream_429} | {refused} |\n",
+        achieved as f64 / capacity,
+        rates.first().copied().unwrap_or(0.0),
+        rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        rates.last().copied().unwrap_or(0.0),
+    );
+    assert_eq!(other, 0, "no other failure");
+    assert_eq!(upstream_429, 0, "the limiter kept every number under the sandbox's quota");
+    assert_eq!(over, 0, "no window over quota");
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    if two_cores() {
+        // Pin this process before the runtime starts, so its threads inherit core 0.
+        let _ = Command::new("taskset")
+            .args(["-cp", "0", &std::process::id().to_string()])
+            .output();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        peers_vs_bare(full).await;
+        under_rate_limits(full).await;
+    });
+}

@@ -1,5 +1,6 @@
 //! `wa-verify sandbox`: the local emulator until Ctrl-C.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -51,20 +52,40 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
         }
     };
     let base = sandbox.base_url();
-    println!("wa-verify sandbox listening on {base}");
+    // A closed stdout (the reader went away) must not stop the server: ignore write errors.
+    let say = |line: String| {
+        let _ = writeln!(std::io::stdout(), "{line}");
+    };
+    say(format!("wa-verify sandbox listening on {base}"));
     // Printed once, only when generated: a token the user gave is theirs to know.
     let token = if given {
         "$WHATSAPP_ACCESS_TOKEN".to_owned()
     } else {
-        println!("token: {}", sandbox.token().expose_secret());
+        say(format!("token: {}", sandbox.token().expose_secret()));
         sandbox.token().expose_secret().to_owned()
     };
-    println!("try:");
-    println!(
+    say("try:".to_owned());
+    say(format!(
         "  curl -X POST '{base}/v23.0/1234567890/request_code' \\\n    -H \"Authorization: Bearer {token}\" \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"code_method\":\"SMS\",\"language\":\"en_US\"}}'"
-    );
-    println!("  curl '{base}/__sandbox/outbox'");
-    let _ = tokio::signal::ctrl_c().await;
+    ));
+    say(format!("  curl '{base}/__sandbox/outbox'"));
+    stop_signal().await;
     sandbox.shutdown().await;
     EXIT_OK
+}
+
+/// Ctrl-C, or SIGTERM from a process manager.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

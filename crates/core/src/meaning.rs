@@ -194,3 +194,86 @@ impl fmt::Display for Meaning {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::StatusCode;
+
+    use super::*;
+    use crate::error::{Error, GraphApiError};
+    use crate::meta::ResponseMeta;
+    use crate::operation::RetryMode;
+    use crate::retry::{classify, RetryClass};
+
+    fn answer(status: u16, code: i64) -> Error {
+        let g = GraphApiError::new("m", "OAuthException", code);
+        Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::default())
+    }
+
+    /// One test per known code: its meaning, its kind at HTTP 400, and the retry decision.
+    macro_rules! code_cases {
+        ($($name:ident: $code:expr => $meaning:ident, $kind:ident, $class:ident;)*) => {$(
+            #[test]
+            fn $name() {
+                let e = answer(400, $code);
+                assert_eq!(e.meaning(), Some(Meaning::$meaning));
+                assert_eq!(e.kind(), ErrorKind::$kind);
+                assert_eq!(classify(RetryMode::Standard, &e), RetryClass::$class);
+                assert!(!Meaning::$meaning.advice().is_empty());
+                assert_eq!(Meaning::$meaning.as_str().to_lowercase(), Meaning::$meaning.as_str());
+            }
+        )*};
+    }
+
+    code_cases! {
+        code_1_unknown_error_is_ambiguous: 1 => UnknownError, BadRequest, Ambiguous;
+        code_2_service_unavailable_is_ambiguous: 2 => ServiceUnavailable, BadRequest, Ambiguous;
+        code_4_app_throttle_is_rate_limited: 4 => AppRateLimited, RateLimited, Never;
+        code_10_is_permission: 10 => PermissionDenied, BadRequest, Never;
+        code_100_invalid_parameter: 100 => InvalidParameter, BadRequest, Never;
+        code_190_token_is_auth: 190 => AccessTokenInvalid, Auth, Never;
+        code_200_is_permission: 200 => PermissionDenied, BadRequest, Never;
+        code_299_is_permission: 299 => PermissionDenied, BadRequest, Never;
+        code_368_policy_block: 368 => PolicyBlocked, BadRequest, Never;
+        code_80007_business_throttle: 80007 => BusinessRateLimited, RateLimited, Never;
+        code_130429_throughput_throttle: 130429 => ThroughputRateLimited, RateLimited, Never;
+        code_131000_service_error_is_ambiguous: 131000 => ServiceError, BadRequest, Ambiguous;
+        code_131016_overloaded_is_ambiguous: 131016 => ServiceOverloaded, BadRequest, Ambiguous;
+        code_133005_pin_mismatch: 133005 => PinMismatch, BadRequest, Never;
+        code_133006_reverification: 133006 => ReverificationNeeded, BadRequest, Never;
+        code_133008_too_many_pin_guesses: 133008 => TooManyPinGuesses, BadRequest, Never;
+        code_133009_pin_too_fast: 133009 => PinGuessedTooFast, BadRequest, Never;
+        code_133010_not_registered: 133010 => NotRegistered, BadRequest, Never;
+        code_133015_wait_5_minutes: 133015 => RegisterTooSoon, BadRequest, Never;
+        code_133016_registration_throttle: 133016 => RegistrationRateLimited, RateLimited, Never;
+        code_136024_request_code_throttle: 136024 => RequestCodeThrottled, RateLimited, Never;
+        code_136025_wrong_code: 136025 => WrongCode, WrongCode, Never;
+    }
+
+    #[test]
+    fn permission_codes_at_403_are_permission() {
+        assert_eq!(answer(403, 200).kind(), ErrorKind::Permission);
+    }
+
+    #[test]
+    fn code_2_marked_transient_is_retried_even_at_400() {
+        let mut g = GraphApiError::new("m", "OAuthException", 2);
+        g.is_transient = Some(true);
+        let e = Error::from_graph(StatusCode::BAD_REQUEST, g, ResponseMeta::default());
+        assert_eq!(classify(RetryMode::Standard, &e), RetryClass::Retry);
+    }
+
+    #[test]
+    fn throttles_at_429_are_retried_but_136024_never() {
+        assert_eq!(classify(RetryMode::Standard, &answer(429, 4)), RetryClass::Retry);
+        assert_eq!(classify(RetryMode::Standard, &answer(429, 136024)), RetryClass::Never);
+    }
+
+    #[test]
+    fn unknown_codes_fall_back_to_the_status() {
+        let e = answer(422, 424242);
+        assert_eq!(e.meaning(), None);
+        assert_eq!(e.kind(), ErrorKind::Unprocessable);
+        assert_eq!(classify(RetryMode::Standard, &answer(502, 424242)), RetryClass::Ambiguous);
+    }
+}

@@ -78,7 +78,7 @@ impl App {
                     .map(|(id, f)| (id.clone(), (f.kind, f.times)))
                     .collect(),
             ),
-            outbox: Outbox::default(),
+            outbox: Outbox::with_max(config.outbox.max_entries),
             stats: StatsCell::default(),
             token,
             shutdown,
@@ -120,6 +120,13 @@ impl App {
         }
         drop(faults);
         self.config.faults.draw(&self.rng)
+    }
+
+    /// The counts, with `codes_sent` from the outbox (verifications send nothing).
+    pub(crate) fn snapshot(&self) -> crate::outbox::Stats {
+        let mut s = self.stats.snapshot();
+        s.codes_sent = self.outbox.sent();
+        s
     }
 
     async fn wait_for_shutdown(&self) {
@@ -363,10 +370,9 @@ pub(crate) async fn api(
         op: &op,
         trace: &trace,
     };
-    let mut sent = false;
-    let reply = call.handle(uri.query(), &headers, body, &mut sent).await;
+    let reply = call.handle(uri.query(), &headers, body).await;
     let code = reply.graph.as_ref().map(|g| g.code);
-    app.stats.record(operation, reply.status, code, sent);
+    app.stats.record(operation, reply.status, code);
     reply.finish(&trace)
 }
 
@@ -380,13 +386,7 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    async fn handle(
-        &self,
-        query: Option<&str>,
-        headers: &HeaderMap,
-        body: Bytes,
-        sent: &mut bool,
-    ) -> Reply {
+    async fn handle(&self, query: Option<&str>, headers: &HeaderMap, body: Bytes) -> Reply {
         let Call {
             app,
             version,
@@ -473,8 +473,8 @@ impl Call<'_> {
             }
         }
         let reply = match op {
-            "request_code" => request_code(app, id, trace, &params, sent),
-            _ => verify_code(app, id, &params, sent),
+            "request_code" => request_code(app, id, trace, &params),
+            _ => verify_code(app, id, &params),
         };
         match fault {
             Some(
@@ -503,7 +503,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn request_code(app: &App, id: &str, trace: &str, params: &Params, sent: &mut bool) -> Reply {
+fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
     let Some(method) = params.get("code_method") else {
         return bad_param("The parameter code_method is required: SMS or VOICE");
     };
@@ -553,7 +553,6 @@ fn request_code(app: &App, id: &str, trace: &str, params: &Params, sent: &mut bo
         // A new request replaces the previous code.
         s.code = Some((code.clone(), expires));
     }
-    *sent = true;
     app.outbox.push(OutboxEntry {
         phone_number_id: id.to_owned(),
         code_method: method.as_str().to_owned(),
@@ -565,7 +564,7 @@ fn request_code(app: &App, id: &str, trace: &str, params: &Params, sent: &mut bo
     Reply::ok(serde_json::json!({ "success": true }))
 }
 
-fn verify_code(app: &App, id: &str, params: &Params, sent: &mut bool) -> Reply {
+fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
     let Some(code) = params.get("code") else {
         return bad_param("The parameter code is required: six digits");
     };
@@ -598,7 +597,6 @@ fn verify_code(app: &App, id: &str, params: &Params, sent: &mut bool) -> Reply {
         Some((expected, expires)) => *expires > now && expected.as_str() == code.expose(),
         None => false,
     };
-    *sent = true;
     if right {
         s.code = None;
         s.wrong = 0;
@@ -639,5 +637,5 @@ pub(crate) struct OutboxQuery {
 
 /// `GET /__sandbox/stats`.
 pub(crate) async fn stats(State(app): State<Arc<App>>) -> Response {
-    Json(app.stats.snapshot()).into_response()
+    Json(app.snapshot()).into_response()
 }

@@ -32,6 +32,18 @@ pub struct SandboxConfig {
     pub faults: FaultConfig,
     /// Numbers with their own fault, by phone number id.
     pub number_faults: BTreeMap<String, crate::faults::NumberFault>,
+    /// The outbox's size.
+    pub outbox: OutboxConfig,
+}
+
+/// How many outbox entries are kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OutboxConfig {
+    /// Keep only the newest this many entries (0: keep every entry, the default). Long
+    /// benchmarks set it so memory stays flat; `codes_sent` still counts every code.
+    pub max_entries: usize,
 }
 
 impl SandboxConfig {

@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 use wa_verify_core::auth::Token;
 use wa_verify_core::graph::BaseUrl;
 
-pub use self::config::{CodeConfig, QuotaConfig, QuotaDialect, SandboxConfig};
+pub use self::config::{CodeConfig, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig};
 pub use self::error::Error;
 pub use self::faults::{FaultConfig, FaultKind, NumberFault};
 pub use self::outbox::{Outbox, OutboxEntry, Stats};
@@ -195,9 +195,7 @@ impl SandboxHandle {
 
     /// Counts of every answer so far.
     pub fn stats(&self) -> Stats {
-        let mut s = self.app.stats.snapshot();
-        s.codes_sent = self.app.outbox.len() as u64;
-        s
+        self.app.snapshot()
     }
 
     /// The config it runs with.

@@ -1,6 +1,6 @@
 //! Every code the sandbox "sent", oldest first, and counts of every answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,27 +27,51 @@ pub struct OutboxEntry {
 /// The outbox, shared by the server and the handle.
 #[derive(Clone, Debug, Default)]
 pub struct Outbox {
-    entries: Arc<Mutex<Vec<OutboxEntry>>>,
+    inner: Arc<Mutex<Entries>>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    entries: VecDeque<OutboxEntry>,
+    max: usize,
+    sent: u64,
 }
 
 impl Outbox {
-    fn lock(&self) -> MutexGuard<'_, Vec<OutboxEntry>> {
-        // A panic while holding the lock cannot leave a half-written Vec.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn with_max(max: usize) -> Self {
+        let outbox = Self::default();
+        outbox.lock().max = max;
+        outbox
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // A panic while holding the lock cannot leave a half-written queue.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn push(&self, entry: OutboxEntry) {
-        self.lock().push(entry);
+        let mut e = self.lock();
+        if e.max > 0 && e.entries.len() >= e.max {
+            e.entries.pop_front();
+        }
+        e.entries.push_back(entry);
+        e.sent += 1;
     }
 
-    /// Every entry, oldest first.
+    /// Every entry kept, oldest first.
     pub fn entries(&self) -> Vec<OutboxEntry> {
-        self.lock().clone()
+        self.lock().entries.iter().cloned().collect()
+    }
+
+    /// Every code sent, including entries no longer kept.
+    pub fn sent(&self) -> u64 {
+        self.lock().sent
     }
 
     /// The entries of one number, oldest first.
     pub fn entries_for(&self, phone_number_id: &str) -> Vec<OutboxEntry> {
         self.lock()
+            .entries
             .iter()
             .filter(|e| e.phone_number_id == phone_number_id)
             .cloned()
@@ -57,15 +81,16 @@ impl Outbox {
     /// The newest code sent to a number.
     pub fn last_code(&self, phone_number_id: &str) -> Option<String> {
         self.lock()
+            .entries
             .iter()
             .rev()
             .find(|e| e.phone_number_id == phone_number_id)
             .map(|e| e.code.clone())
     }
 
-    /// How many codes were sent.
+    /// How many entries are kept (every code sent, unless `max_entries` is set).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     /// Whether no code was sent.
@@ -86,7 +111,7 @@ pub struct Stats {
     pub by_error_code: BTreeMap<String, u64>,
     /// Requests by operation (`request_code`, `verify_code`).
     pub by_operation: BTreeMap<String, u64>,
-    /// Codes sent (the outbox's length).
+    /// Codes sent, counted even when the outbox keeps fewer entries.
     pub codes_sent: u64,
     /// Requests being handled right now.
     pub in_flight: u64,
@@ -111,13 +136,7 @@ impl StatsCell {
         InFlight(self.clone())
     }
 
-    pub(crate) fn record(
-        &self,
-        operation: &str,
-        status: Option<u16>,
-        code: Option<i64>,
-        sent: bool,
-    ) {
+    pub(crate) fn record(&self, operation: &str, status: Option<u16>, code: Option<i64>) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.requests += 1;
         let status = status.map_or_else(|| "dropped".to_owned(), |s| s.to_string());
@@ -126,9 +145,6 @@ impl StatsCell {
             *s.by_error_code.entry(code.to_string()).or_default() += 1;
         }
         *s.by_operation.entry(operation.to_owned()).or_default() += 1;
-        if sent {
-            s.codes_sent += 1;
-        }
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
