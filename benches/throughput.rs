@@ -447,7 +447,10 @@ async fn under_rate_limits(full: bool) {
         rates.last().copied().unwrap_or(0.0),
     );
     assert_eq!(other, 0, "no other failure");
-    assert_eq!(upstream_429, 0, "the limiter kept every number under the sandbox's quota");
+    assert_eq!(
+        upstream_429, 0,
+        "the limiter kept every number under the sandbox's quota"
+    );
     assert_eq!(over, 0, "no window over quota");
 }
 

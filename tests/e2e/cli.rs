@@ -151,7 +151,7 @@ async fn every_error_kind_the_sandbox_produces_with_exit_1() {
         ("7", FaultKind::Unavailable503),
     ] {
         cfg.number_faults
-            .insert(id_.into(), NumberFault { kind, times: None });
+            .insert(id_.into(), NumberFault::always(kind));
     }
     let sb = sandbox(cfg).await;
     // Spend number 8's quota.

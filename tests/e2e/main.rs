@@ -11,5 +11,7 @@ mod sandbox;
 mod stack;
 // The CLI binary: outputs, exit codes, token sources, sandbox and bench.
 mod cli;
+// Faults, soak, cancellation: nothing lost, nothing sent twice.
+mod reliability;
 // Tracing output: fbtrace_id recorded, no secret anywhere.
 mod tracing;

@@ -331,7 +331,7 @@ async fn app_quota_covers_every_number() {
 fn faulty(kind: FaultKind) -> SandboxConfig {
     let mut cfg = SandboxConfig::default();
     cfg.number_faults
-        .insert("66".into(), NumberFault { kind, times: None });
+        .insert("66".into(), NumberFault::always(kind));
     cfg.faults.latency = Duration::from_secs(3);
     cfg.faults.retry_after_secs = 7;
     cfg
@@ -397,6 +397,11 @@ async fn every_fault_kind_behaves_as_configured() {
                 let p = res.unwrap().unwrap();
                 assert!(p.body.len() > 1_000_000);
             }
+            FaultKind::Answer => {
+                // The default answer: 500 with the spec's body.
+                let e = assert_graph(&res.unwrap().unwrap(), 500, "GraphMethodException", 2, None);
+                assert_eq!(e["is_transient"], true);
+            }
             _ => unreachable!("every kind is listed"),
         }
         let expect_sent = usize::from(kind.acts_first());
@@ -408,13 +413,8 @@ async fn every_fault_kind_behaves_as_configured() {
 #[tokio::test]
 async fn number_faults_can_be_limited_to_a_few_calls() {
     let mut cfg = SandboxConfig::default();
-    cfg.number_faults.insert(
-        "1".into(),
-        NumberFault {
-            kind: FaultKind::Transient500,
-            times: Some(2),
-        },
-    );
+    cfg.number_faults
+        .insert("1".into(), NumberFault::times(FaultKind::Transient500, 2));
     let sb = sandbox(cfg).await;
     assert_eq!(request_json(&sb, "1").await.status, 500);
     assert_eq!(request_json(&sb, "1").await.status, 500);

@@ -28,8 +28,13 @@ use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig};
 
 fn with_fault(id_: &str, kind: FaultKind, times: Option<u32>) -> SandboxConfig {
     let mut cfg = SandboxConfig::default();
-    cfg.number_faults
-        .insert(id_.into(), NumberFault { kind, times });
+    cfg.number_faults.insert(
+        id_.into(),
+        NumberFault {
+            times,
+            ..NumberFault::always(kind)
+        },
+    );
     cfg
 }
 

@@ -207,7 +207,11 @@ mod tests {
 
     fn answer(status: u16, code: i64) -> Error {
         let g = GraphApiError::new("m", "OAuthException", code);
-        Error::from_graph(StatusCode::from_u16(status).unwrap(), g, ResponseMeta::default())
+        Error::from_graph(
+            StatusCode::from_u16(status).unwrap(),
+            g,
+            ResponseMeta::default(),
+        )
     }
 
     /// One test per known code: its meaning, its kind at HTTP 400, and the retry decision.
@@ -265,8 +269,14 @@ mod tests {
 
     #[test]
     fn throttles_at_429_are_retried_but_136024_never() {
-        assert_eq!(classify(RetryMode::Standard, &answer(429, 4)), RetryClass::Retry);
-        assert_eq!(classify(RetryMode::Standard, &answer(429, 136024)), RetryClass::Never);
+        assert_eq!(
+            classify(RetryMode::Standard, &answer(429, 4)),
+            RetryClass::Retry
+        );
+        assert_eq!(
+            classify(RetryMode::Standard, &answer(429, 136024)),
+            RetryClass::Never
+        );
     }
 
     #[test]
@@ -274,6 +284,9 @@ mod tests {
         let e = answer(422, 424242);
         assert_eq!(e.meaning(), None);
         assert_eq!(e.kind(), ErrorKind::Unprocessable);
-        assert_eq!(classify(RetryMode::Standard, &answer(502, 424242)), RetryClass::Ambiguous);
+        assert_eq!(
+            classify(RetryMode::Standard, &answer(502, 424242)),
+            RetryClass::Ambiguous
+        );
     }
 }

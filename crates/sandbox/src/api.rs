@@ -21,7 +21,7 @@ use wa_verify_core::{
 
 use crate::body::{self, Params};
 use crate::config::{QuotaDialect, SandboxConfig};
-use crate::faults::{FaultKind, Rng};
+use crate::faults::{Fault, FaultBody, FaultKind, Rng};
 use crate::outbox::{now_rfc3339, Outbox, OutboxEntry, StatsCell};
 
 /// Marks a response that must not be sent: the server closes the connection instead.
@@ -47,7 +47,7 @@ pub(crate) struct App {
     app_quota: Option<MemoryStore>,
     rng: Rng,
     state: Mutex<HashMap<String, NumberState>>,
-    number_faults: Mutex<HashMap<String, (FaultKind, Option<u32>)>>,
+    number_faults: Mutex<HashMap<String, (Fault, Option<u32>)>>,
     pub(crate) outbox: Outbox,
     pub(crate) stats: StatsCell,
     shutdown: watch::Receiver<bool>,
@@ -75,7 +75,14 @@ impl App {
                 config
                     .number_faults
                     .iter()
-                    .map(|(id, f)| (id.clone(), (f.kind, f.times)))
+                    .map(|(id, f)| {
+                        let fault = Fault {
+                            kind: f.kind,
+                            status: f.status.unwrap_or(500),
+                            body: f.body.unwrap_or_default(),
+                        };
+                        (id.clone(), (fault, f.times))
+                    })
                     .collect(),
             ),
             outbox: Outbox::with_max(config.outbox.max_entries),
@@ -105,7 +112,7 @@ impl App {
         format!("{:06}", self.rng.below(1_000_000))
     }
 
-    fn fault_for(&self, id: &str) -> Option<FaultKind> {
+    fn fault_for(&self, id: &str) -> Option<Fault> {
         let mut faults = self.number_faults.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((kind, times)) = faults.get_mut(id) {
             let kind = *kind;
@@ -261,8 +268,9 @@ fn app_limited(id: &str, wait: Duration) -> Reply {
     r
 }
 
-fn fault_reply(app: &App, kind: FaultKind) -> Reply {
-    match kind {
+fn fault_reply(app: &App, fault: Fault) -> Reply {
+    match fault.kind {
+        FaultKind::Answer => answer(fault.status, fault.body),
         FaultKind::Transient500 => Reply::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             graph_error(
@@ -349,6 +357,98 @@ fn fault_reply(app: &App, kind: FaultKind) -> Reply {
     }
 }
 
+/// The spec's error body for a status: type, code, and `is_transient` where it gives one.
+fn spec_error(status: u16) -> GraphApiError {
+    match status {
+        401 => graph_error(
+            "Invalid OAuth access token",
+            "OAuthException",
+            190,
+            Some(463),
+            None,
+        ),
+        403 => graph_error(
+            "Your app doesn't have permission to access this phone number",
+            "OAuthException",
+            200,
+            Some(1_349_174),
+            None,
+        ),
+        404 => graph_error(
+            "Phone number not found",
+            "GraphMethodException",
+            803,
+            None,
+            None,
+        ),
+        422 => graph_error(
+            "Phone number is not eligible for verification at this time",
+            "GraphMethodException",
+            100,
+            None,
+            None,
+        ),
+        429 => graph_error(
+            "Application request limit reached",
+            "OAuthException",
+            4,
+            Some(2_446_079),
+            Some(true),
+        ),
+        500 => graph_error(
+            "An unexpected error occurred. Please retry your request",
+            "GraphMethodException",
+            2,
+            None,
+            Some(true),
+        ),
+        502 | 504 => graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        503 => graph_error(
+            "Service temporarily unavailable",
+            "OAuthException",
+            2,
+            None,
+            None,
+        ),
+        _ => graph_error("Invalid parameter", "OAuthException", 100, None, None),
+    }
+}
+
+/// An `answer` fault: `status` with the chosen body.
+fn answer(status: u16, body: FaultBody) -> Reply {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let raw = |content_type: &'static str, body: Body| {
+        let mut response = Response::new(body);
+        *response.status_mut() = code;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Reply::raw(response)
+    };
+    match body {
+        FaultBody::Graph => Reply::error(code, spec_error(status)),
+        FaultBody::Html => raw(
+            "text/html",
+            Body::from("<html><body><h1>Error</h1>An error occurred.</body></html>"),
+        ),
+        FaultBody::Empty => raw("application/json", Body::empty()),
+        FaultBody::Truncated => {
+            use futures_util::StreamExt;
+            let head =
+                futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"error\":{\"mess")) });
+            let cut = futures_util::stream::once(async {
+                tokio::task::yield_now().await;
+                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
+            });
+            let mut r = raw("application/json", Body::from_stream(head.chain(cut)));
+            r.response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("64"));
+            r
+        }
+    }
+}
+
 /// `POST /{version}/{phone_number_id}/{operation}`.
 pub(crate) async fn api(
     State(app): State<Arc<App>>,
@@ -395,13 +495,22 @@ impl Call<'_> {
             trace,
         } = *self;
         let fault = app.fault_for(id);
+        // A 2xx `answer` stands for a server that acted and then answered oddly.
+        let acts_first =
+            |f: &Fault| f.kind.acts_first() || (f.kind == FaultKind::Answer && f.status < 300);
         match fault {
-            Some(FaultKind::Hang) => {
+            Some(Fault {
+                kind: FaultKind::Hang,
+                ..
+            }) => {
                 app.wait_for_shutdown().await;
                 return Reply::dropped();
             }
-            Some(FaultKind::Latency) => tokio::time::sleep(app.config.faults.latency).await,
-            Some(kind) if !kind.acts_first() => return fault_reply(app, kind),
+            Some(Fault {
+                kind: FaultKind::Latency,
+                ..
+            }) => tokio::time::sleep(app.config.faults.latency).await,
+            Some(f) if !acts_first(&f) => return fault_reply(app, f),
             _ => {}
         }
         let params = match body::params(headers, query, body).await {
@@ -477,11 +586,11 @@ impl Call<'_> {
             _ => verify_code(app, id, &params),
         };
         match fault {
-            Some(
-                kind @ (FaultKind::DropAfterSend
-                | FaultKind::TruncatedBody
-                | FaultKind::OversizedBody),
-            ) if reply.status == Some(200) => fault_reply(app, kind),
+            Some(f)
+                if acts_first(&f) && f.kind != FaultKind::Latency && reply.status == Some(200) =>
+            {
+                fault_reply(app, f)
+            }
             _ => reply,
         }
     }

@@ -40,11 +40,30 @@ pub enum FaultKind {
     TruncatedBody,
     /// The code is sent, then a 200 with a body far larger than any client cap.
     OversizedBody,
+    /// A given status with a given body (`status`, `body` of a [`NumberFault`]); nothing
+    /// sent unless the status is 2xx.
+    Answer,
+}
+
+/// The body of an [`FaultKind::Answer`] fault.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FaultBody {
+    /// A Graph error body with the spec's type and code for the status.
+    #[default]
+    Graph,
+    /// An HTML page, as a proxy sends it.
+    Html,
+    /// No body at all.
+    Empty,
+    /// A Graph error body cut short by a closed connection.
+    Truncated,
 }
 
 impl FaultKind {
     /// Every kind, for "faults of every kind".
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Transient500,
         FaultKind::Server500,
         FaultKind::BadGateway502,
@@ -57,6 +76,7 @@ impl FaultKind {
         FaultKind::DropAfterSend,
         FaultKind::TruncatedBody,
         FaultKind::OversizedBody,
+        FaultKind::Answer,
     ];
 
     /// Whether the sandbox acts (sends the code, checks it) before failing.
@@ -110,6 +130,59 @@ pub struct NumberFault {
     /// How many calls get it; absent means every call.
     #[serde(default)]
     pub times: Option<u32>,
+    /// The status of an `answer` fault (default 500).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// The body of an `answer` fault (default `graph`).
+    #[serde(default)]
+    pub body: Option<FaultBody>,
+}
+
+impl NumberFault {
+    /// A fault on every call.
+    pub fn always(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            times: None,
+            status: None,
+            body: None,
+        }
+    }
+
+    /// A fault on the next `times` calls.
+    pub fn times(kind: FaultKind, times: u32) -> Self {
+        Self {
+            times: Some(times),
+            ..Self::always(kind)
+        }
+    }
+
+    /// An `answer` fault on every call: `status` with `body`.
+    pub fn answer(status: u16, body: FaultBody) -> Self {
+        Self {
+            status: Some(status),
+            body: Some(body),
+            ..Self::always(FaultKind::Answer)
+        }
+    }
+}
+
+/// A drawn fault with what an `answer` needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub(crate) kind: FaultKind,
+    pub(crate) status: u16,
+    pub(crate) body: FaultBody,
+}
+
+impl Fault {
+    pub(crate) fn of(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            status: 500,
+            body: FaultBody::Graph,
+        }
+    }
 }
 
 mod ms {
@@ -159,7 +232,7 @@ impl Rng {
 }
 
 impl FaultConfig {
-    pub(crate) fn draw(&self, rng: &Rng) -> Option<FaultKind> {
+    pub(crate) fn draw(&self, rng: &Rng) -> Option<Fault> {
         if self.probability <= 0.0 || rng.unit() >= self.probability {
             return None;
         }
@@ -168,7 +241,7 @@ impl FaultConfig {
         } else {
             &self.kinds
         };
-        Some(kinds[rng.below(kinds.len() as u64) as usize])
+        Some(Fault::of(kinds[rng.below(kinds.len() as u64) as usize]))
     }
 }
 

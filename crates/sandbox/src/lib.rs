@@ -47,7 +47,7 @@ use wa_verify_core::graph::BaseUrl;
 
 pub use self::config::{CodeConfig, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig};
 pub use self::error::Error;
-pub use self::faults::{FaultConfig, FaultKind, NumberFault};
+pub use self::faults::{FaultBody, FaultConfig, FaultKind, NumberFault};
 pub use self::outbox::{Outbox, OutboxEntry, Stats};
 
 /// The entry point: [`Sandbox::builder`].
@@ -127,6 +127,7 @@ impl SandboxBuilder {
         let task = tokio::spawn(server::serve(
             listener,
             server::router(app.clone()),
+            app.stats.clone(),
             stop_rx,
         ));
         Ok(SandboxHandle {

@@ -1,6 +1,6 @@
 //! Every code the sandbox "sent", oldest first, and counts of every answer.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +35,7 @@ struct Entries {
     entries: VecDeque<OutboxEntry>,
     max: usize,
     sent: u64,
+    sent_to: HashMap<String, u64>,
 }
 
 impl Outbox {
@@ -54,8 +55,18 @@ impl Outbox {
         if e.max > 0 && e.entries.len() >= e.max {
             e.entries.pop_front();
         }
+        *e.sent_to.entry(entry.phone_number_id.clone()).or_default() += 1;
         e.entries.push_back(entry);
         e.sent += 1;
+    }
+
+    /// How many codes went to one number, including entries no longer kept.
+    pub fn sent_to(&self, phone_number_id: &str) -> u64 {
+        self.lock()
+            .sent_to
+            .get(phone_number_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every entry kept, oldest first.
@@ -115,6 +126,8 @@ pub struct Stats {
     pub codes_sent: u64,
     /// Requests being handled right now.
     pub in_flight: u64,
+    /// Client connections open right now.
+    pub open_connections: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -130,7 +143,25 @@ impl Drop for InFlight {
     }
 }
 
+/// Counts a connection as open until dropped.
+pub(crate) struct OpenConnection(StatsCell);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let mut s = (self.0).0.lock().unwrap_or_else(|e| e.into_inner());
+        s.open_connections = s.open_connections.saturating_sub(1);
+    }
+}
+
 impl StatsCell {
+    pub(crate) fn connection(&self) -> OpenConnection {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_connections += 1;
+        OpenConnection(self.clone())
+    }
+
     pub(crate) fn enter(&self) -> InFlight {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).in_flight += 1;
         InFlight(self.clone())

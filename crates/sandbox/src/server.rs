@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::api::{self, App, DropConnection};
+use crate::outbox::StatsCell;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -28,6 +29,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    stats: StatsCell,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -53,8 +55,10 @@ pub(crate) async fn serve(
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
+                let open = stats.connection();
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(open);
                 });
             }
             _ = shutdown.wait_for(|stop| *stop) => break,
