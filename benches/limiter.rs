@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use governor::clock::FakeRelativeClock;
 use governor::RateLimiter;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use wa_verify_core::rate_limit::{MemoryStore, Quota, RateLimitStore};
+use wa_verify_core::rate_limit::{MemoryStore, Quota, QuotaClass, RateLimitStore};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -54,7 +54,7 @@ fn limiter_keyed(c: &mut Criterion) {
         let region = Region::new(GLOBAL);
         let store = MemoryStore::with_eviction(&[quota()], None, 0);
         for i in 0..n {
-            store.acquire(Some(key(i)));
+            store.acquire(Some(key(i)), QuotaClass::RequestCode);
         }
         let bytes = live_bytes(&region);
         rt.block_on(tokio::time::advance(Duration::from_secs(2)));
@@ -74,13 +74,13 @@ fn limiter_keyed(c: &mut Criterion) {
         // Never binding: every check takes the "go" path, the common case.
         let store = MemoryStore::with_eviction(&[support::never_binding()], None, 0);
         for i in 0..n {
-            store.acquire(Some(key(i)));
+            store.acquire(Some(key(i)), QuotaClass::RequestCode);
         }
         let mut i = 0u64;
         g.bench_with_input(BenchmarkId::new("check", n), &n, |b, &n| {
             b.iter(|| {
                 i = (i + 1) % n;
-                black_box(store.acquire(Some(black_box(key(i)))));
+                black_box(store.acquire(Some(black_box(key(i))), QuotaClass::RequestCode));
             })
         });
     }

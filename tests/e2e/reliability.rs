@@ -14,8 +14,11 @@ struct Expect {
 }
 
 fn expect(status: u16, body: FaultBody) -> Expect {
-    let retried = matches!(status, 429 | 503) || (status == 500 && body == FaultBody::Graph);
+    // A 429 without a wait hint implies the 10-minute default cooldown: far past the
+    // deadline, so it fails fast as rate_limited instead of being retried.
+    let retried = status == 503 || (status == 500 && body == FaultBody::Graph);
     let kind = match (body, status) {
+        (_, 429) => ErrorKind::RateLimited,
         (FaultBody::Graph, 200) => ErrorKind::Protocol,
         (FaultBody::Graph, s) => ErrorKind::from_status(http::StatusCode::from_u16(s).unwrap()),
         _ => ErrorKind::Protocol,

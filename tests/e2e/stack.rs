@@ -197,3 +197,57 @@ async fn the_client_is_a_clone_send_sync_tower_service() {
     use tower::ServiceExt;
     assert!(boxed.oneshot(request("1")).await.unwrap().success);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_meta_throttles_a_number_it_is_not_called_until_the_time_passes() {
+    let cfg =
+        SandboxConfig::from_toml("[quotas]\nper_number = { rate = \"1/min\", burst = 1 }").unwrap();
+    let sb = sandbox(cfg).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    c.request_code(request("5")).await.unwrap();
+    // Meta (the sandbox) throttles: 429 with estimated_time_to_regain_access = 1 minute.
+    let e = c.request_code(request("5")).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(429));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
+    let upstream = sb.stats().requests;
+    for _ in 0..3 {
+        let e = c.request_code(request("5")).await.unwrap_err();
+        assert!(e.is_local() && e.kind() == ErrorKind::RateLimited, "{e}");
+    }
+    assert_eq!(
+        sb.stats().requests,
+        upstream,
+        "no call reached Meta during the cooldown"
+    );
+    c.request_code(request("6")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    c.request_code(request("5")).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_wrong_codes_pause_verify_code_locally_until_the_window_passes() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    c.request_code(request("8")).await.unwrap();
+    let code = sb.outbox().last_code("8").unwrap();
+    let bad = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert_eq!(
+            c.verify_code(verify("8", bad)).await.unwrap_err().kind(),
+            ErrorKind::WrongCode
+        );
+    }
+    let upstream = sb.stats().requests;
+    let e = c.verify_code(verify("8", &code)).await.unwrap_err();
+    assert!(e.is_local() && e.kind() == ErrorKind::RateLimited, "{e}");
+    assert!(e.retry_after().unwrap() <= Duration::from_secs(600));
+    assert_eq!(
+        sb.stats().requests,
+        upstream,
+        "the sixth call never left the process"
+    );
+    tokio::time::advance(Duration::from_secs(601)).await;
+    c.request_code(request("8")).await.unwrap();
+    let fresh = sb.outbox().last_code("8").unwrap();
+    c.verify_code(verify("8", &fresh)).await.unwrap();
+}

@@ -86,3 +86,54 @@ async fn a_failing_call_records_the_servers_fbtrace_id_and_no_secret() {
     assert!(!text.contains(&code), "verification code in trace output");
     assert!(!text.contains(wrong), "wrong code in trace output");
 }
+
+#[tokio::test]
+async fn debug_of_every_config_handle_and_error_shows_no_secret() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let cfg = client_config(sb.base_url().as_str());
+    let builder = wa_verify_core::Client::builder()
+        .config(cfg.clone())
+        .token(token());
+    let c = client(cfg.clone());
+    c.request_code(request("31")).await.unwrap();
+    let code = sb.outbox().last_code("31").unwrap();
+    let verify_op = verify("31", &code);
+    let errors = [
+        wa_verify_core::Error::invalid_input("x"),
+        c.verify_code(verify(
+            "31",
+            if code == "000000" { "111111" } else { "000000" },
+        ))
+        .await
+        .unwrap_err(),
+        "EAA secret"
+            .parse::<wa_verify_core::auth::Token>()
+            .unwrap_err(),
+        format!("{FAKE_TOKEN} ")
+            .repeat(2)
+            .parse::<wa_verify_core::auth::Token>()
+            .unwrap_err(),
+    ];
+    let mut texts = vec![
+        format!("{cfg:?}"),
+        format!("{builder:?}"),
+        format!("{c:?}"),
+        format!("{sb:?}"),
+        format!("{:?}", sb.config()),
+        format!("{:?} {}", token(), token()),
+        format!("{verify_op:?}"),
+        format!(
+            "{:?} {}",
+            code.parse::<wa_verify_core::VerificationCode>().unwrap(),
+            code.parse::<wa_verify_core::VerificationCode>().unwrap()
+        ),
+    ];
+    for e in &errors {
+        texts.push(format!("{e} {e:?}"));
+    }
+    for t in &texts {
+        assert!(!t.contains(FAKE_TOKEN), "token in {t}");
+        assert!(!t.contains(&code), "code in {t}");
+    }
+    sb.shutdown().await;
+}

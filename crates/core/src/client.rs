@@ -262,7 +262,10 @@ impl ClientBuilder {
         }
         let policy = match self.policy {
             Some(p) => p,
-            None => c.retry.policy(c.timeouts.deadline)?,
+            None => c
+                .retry
+                .policy(c.timeouts.deadline)?
+                .throttle_wait(Some(c.rate_limit.default_cooldown)),
         };
         let rate_limit = c.rate_limit.layer();
         let store = rate_limit.store().clone();

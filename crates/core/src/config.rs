@@ -108,7 +108,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, DEFAULT_BODY_LIMIT};
 use crate::operation::ApiVersion;
-use crate::rate_limit::{MemoryStore, Quota, RateLimitLayer};
+use crate::rate_limit::{Limits, MemoryStore, Quota, RateLimitLayer, WindowLimit};
 use crate::retry::{BackoffSettings, RetryPolicy, TpsBudget};
 use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::TransportConfig;
@@ -353,24 +353,74 @@ pub struct RateLimitConfig {
     pub max_wait: Duration,
     /// Idle numbers are forgotten every this many calls (0: never).
     pub evict_every: u64,
+    /// register/deregister calls per number in a moving window (Meta: 10 per 72 h);
+    /// `None` turns the budget off.
+    pub registration: Option<WindowConfig>,
+    /// Wrong codes per number before verify_code pauses locally; `None` turns it off.
+    pub wrong_codes: Option<WindowConfig>,
+    /// The cooldown after a throttle that gave no wait hint.
+    #[serde(with = "duration")]
+    pub default_cooldown: Duration,
+    /// The longest cooldown recorded, whatever Meta's hint says.
+    #[serde(with = "duration")]
+    pub max_cooldown: Duration,
+}
+
+/// At most `max` events in a moving `window`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// The most events.
+    pub max: u32,
+    /// The window.
+    #[serde(with = "duration")]
+    pub window: Duration,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
+        let limits = Limits::default();
+        let window = |w: Option<WindowLimit>| {
+            w.map(|w| WindowConfig {
+                max: w.max,
+                window: w.window,
+            })
+        };
         Self {
             per_number: Vec::new(),
             global: None,
             max_wait: Duration::ZERO,
             evict_every: 1 << 16,
+            registration: window(limits.registration),
+            wrong_codes: window(limits.wrong_codes),
+            default_cooldown: Duration::from_secs(600),
+            max_cooldown: limits.max_cooldown,
         }
     }
 }
 
 impl RateLimitConfig {
+    /// Every limit these settings describe.
+    pub fn limits(&self) -> Limits {
+        let window = |w: Option<WindowConfig>| {
+            w.map(|w| WindowLimit {
+                max: w.max,
+                window: w.window,
+            })
+        };
+        let mut limits = Limits::quotas(&self.per_number, self.global);
+        limits.registration = window(self.registration);
+        limits.wrong_codes = window(self.wrong_codes);
+        limits.max_cooldown = self.max_cooldown;
+        limits
+    }
+
     /// The in-process rate-limit layer these settings describe.
     pub fn layer(&self) -> RateLimitLayer<MemoryStore> {
-        let store = MemoryStore::with_eviction(&self.per_number, self.global, self.evict_every);
-        RateLimitLayer::new(store).max_wait(self.max_wait)
+        let store = MemoryStore::with_limits(self.limits(), self.evict_every);
+        RateLimitLayer::new(store)
+            .max_wait(self.max_wait)
+            .default_cooldown(self.default_cooldown)
     }
 }
 

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::rate_limit::QuotaClass;
 
 // ===== InlineStr =====
 
@@ -408,6 +409,11 @@ pub trait Operation: Clone + Send + Sync + 'static {
     fn retry_mode(&self) -> RetryMode {
         RetryMode::Standard
     }
+
+    /// Which rate limits apply to it.
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::Other
+    }
 }
 
 /// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.
@@ -468,6 +474,10 @@ impl Operation for RequestCode {
     fn language(&self) -> Option<Language> {
         Some(self.language)
     }
+
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::RequestCode
+    }
 }
 
 /// The 200 answer of `request_code`: `{"success": true}`.
@@ -517,6 +527,10 @@ impl Operation for VerifyCode {
             name: "code",
             value: self.code.expose(),
         });
+    }
+
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::VerifyCode
     }
 }
 

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use wa_verify_core::rate_limit::{Acquire, Admission, MemoryStore, RateLimitStore};
+use wa_verify_core::rate_limit::{Acquire, Admission, MemoryStore, QuotaClass, RateLimitStore};
 use wa_verify_core::{
     ApiVersion, CodeMethod, GraphApiError, Language, PhoneNumberId, VerificationCode,
 };
@@ -577,7 +577,9 @@ impl Call<'_> {
             );
         }
         if let Some(store) = &app.app_quota {
-            if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(None) {
+            if let Acquire::Ready(Admission::Wait { wait, .. }) =
+                store.acquire(None, QuotaClass::Other)
+            {
                 return app_limited(id, wait);
             }
         }
@@ -629,7 +631,9 @@ fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
     };
     if let Some(store) = &app.per_number {
         let key = id.parse::<PhoneNumberId>().map(|p| p.key()).ok();
-        if let Acquire::Ready(Admission::Wait { wait, .. }) = store.acquire(key) {
+        if let Acquire::Ready(Admission::Wait { wait, .. }) =
+            store.acquire(key, QuotaClass::RequestCode)
+        {
             return match app.config.quotas.quota_error {
                 QuotaDialect::Spec => app_limited(id, wait),
                 QuotaDialect::Observed => {

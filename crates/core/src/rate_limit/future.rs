@@ -10,14 +10,24 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
-use super::store::{Acquire, Admission, RateLimitStore};
+use super::store::{Acquire, Admission, QuotaClass, RateLimitStore};
 use crate::error::Error;
 
 /// Re-checks after a wait are bounded even if a store kept answering "wait 0".
 const MAX_CHECKS: u32 = 64;
 
+/// What the future needs to check again and to learn from the answer.
+#[derive(Debug)]
+pub(crate) struct Learn<St> {
+    pub(crate) store: St,
+    pub(crate) key: Option<u64>,
+    pub(crate) class: QuotaClass,
+    pub(crate) default_cooldown: Duration,
+}
+
 pin_project! {
-    /// Waits for a slot (up to `max_wait`), then calls the inner service.
+    /// Waits for a slot (up to `max_wait`), calls the inner service, and tells the store
+    /// what Meta's answer taught (throttles, wrong codes).
     pub struct ResponseFuture<S, St, R>
     where
         S: Service<R>,
@@ -25,16 +35,15 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, St::Future>,
+        learn: Learn<St>,
         // Boxed: only calls that must wait need it, and it keeps the hot path's future small.
-        pending: Option<Box<Pending<S, St, R>>>,
+        pending: Option<Box<Pending<S, R>>>,
     }
 }
 
-struct Pending<S, St, R> {
+struct Pending<S, R> {
     inner: S,
     req: Option<R>,
-    key: Option<u64>,
-    store: St,
     until: Instant,
     checks: u32,
 }
@@ -54,9 +63,10 @@ where
     S: Service<R>,
     St: RateLimitStore,
 {
-    pub(crate) fn calling(fut: S::Future) -> Self {
+    pub(crate) fn calling(fut: S::Future, learn: Learn<St>) -> Self {
         Self {
             state: State::Calling { fut },
+            learn,
             pending: None,
         }
     }
@@ -65,15 +75,12 @@ where
         acquire: Acquire<St::Future>,
         inner: S,
         req: R,
-        key: Option<u64>,
-        store: St,
+        learn: Learn<St>,
         max_wait: Duration,
     ) -> Self {
         let mut pending = Box::new(Pending {
             inner,
             req: Some(req),
-            key,
-            store,
             until: Instant::now() + max_wait,
             checks: 1,
         });
@@ -83,17 +90,17 @@ where
         };
         Self {
             state,
+            learn,
             pending: Some(pending),
         }
     }
 }
 
-impl<S, St, R> Pending<S, St, R>
+impl<S, R> Pending<S, R>
 where
     S: Service<R>,
-    St: RateLimitStore,
 {
-    fn admit(&mut self, admission: Admission) -> State<S::Future, St::Future> {
+    fn admit<A>(&mut self, admission: Admission) -> State<S::Future, A> {
         match admission {
             Admission::Go => match self.req.take() {
                 Some(req) => State::Calling {
@@ -113,12 +120,8 @@ where
                         retry_after_ms = wait.as_millis() as u64,
                         "rate limited; refusing"
                     );
-                    let what = match scope {
-                        super::Scope::Number => "per-number rate limit reached",
-                        super::Scope::Global => "global rate limit reached",
-                    };
                     State::Refused {
-                        error: Some(Error::rate_limited_locally(what, wait)),
+                        error: Some(Error::rate_limited_locally(scope.message(), wait)),
                     }
                 } else {
                     tracing::debug!(
@@ -158,7 +161,21 @@ where
         let mut this = self.project();
         loop {
             let next = match this.state.as_mut().project() {
-                StateProj::Calling { fut } => return fut.poll(cx).map_err(Into::into),
+                StateProj::Calling { fut } => {
+                    let result = ready!(fut.poll(cx)).map_err(Into::into);
+                    if let Err(e) = &result {
+                        let l = &this.learn;
+                        if let Some(lesson) = super::lesson(e, l.default_cooldown) {
+                            tracing::debug!(
+                                ?lesson,
+                                class = l.class.as_str(),
+                                "learned from the answer"
+                            );
+                            l.store.learn(l.key, l.class, lesson);
+                        }
+                    }
+                    return Poll::Ready(result);
+                }
                 StateProj::Refused { error } => {
                     let e = error.take().unwrap_or_else(|| {
                         Error::invalid_input("rate_limit::ResponseFuture polled after completion")
@@ -177,7 +194,7 @@ where
                     match this.pending.as_mut() {
                         Some(p) => {
                             p.checks += 1;
-                            match p.store.acquire(p.key) {
+                            match this.learn.store.acquire(this.learn.key, this.learn.class) {
                                 Acquire::Ready(admission) => p.admit(admission),
                                 Acquire::Pending(fut) => State::Acquiring { fut },
                             }

@@ -35,26 +35,66 @@
 //! number's quota.
 
 pub mod future;
+mod memory;
 mod quota;
 mod service;
 mod store;
 
+use std::time::Duration;
+
+pub use self::memory::{KeyHasher, Limits, MemoryStore, TokioClock, WindowLimit};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
-pub use self::store::{
-    Acquire, Admission, KeyHasher, MemoryStore, RateLimitStore, Scope, TokioClock,
-};
+pub use self::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
+use crate::error::Error;
+use crate::meaning::Meaning;
 use crate::operation::Operation;
 
-/// What the rate limiter keys a request by.
+/// What the rate limiter keys a request by, and which of its limits apply.
 pub trait RateLimitKey {
     /// The per-number key, or `None` for calls only the global quota covers.
     fn rate_limit_key(&self) -> Option<u64>;
+
+    /// Which limits apply.
+    fn rate_limit_class(&self) -> QuotaClass {
+        QuotaClass::Other
+    }
 }
 
 impl<O: Operation> RateLimitKey for O {
     fn rate_limit_key(&self) -> Option<u64> {
         Some(self.phone_number_id().key())
     }
+
+    fn rate_limit_class(&self) -> QuotaClass {
+        self.quota_class()
+    }
+}
+
+/// What Meta's answer teaches the store: a throttle (429 of any code, or codes 4, 80007,
+/// 130429, 136024, 133016 whatever the status) or a wrong code (136025).
+///
+/// A throttle's wait is Meta's hint (`Retry-After`, `estimated_time_to_regain_access`),
+/// else 72 hours for 133016, else `default_cooldown`. It is app-wide only for code 4 with
+/// an `X-App-Usage` header (Meta's app-level limit); otherwise it is the number's.
+pub(crate) fn lesson(error: &Error, default_cooldown: Duration) -> Option<Lesson> {
+    if !error.is_answer() {
+        return None;
+    }
+    let meaning = error.meaning();
+    if meaning == Some(Meaning::WrongCode) {
+        return Some(Lesson::WrongCode);
+    }
+    let throttled = error.status().is_some_and(|s| s.as_u16() == 429)
+        || meaning.is_some_and(Meaning::is_throttle);
+    if !throttled {
+        return None;
+    }
+    let wait = error.retry_after().unwrap_or(match meaning {
+        Some(Meaning::RegistrationRateLimited) => Duration::from_secs(72 * 3600),
+        _ => default_cooldown,
+    });
+    let app_wide = meaning == Some(Meaning::AppRateLimited) && error.meta().app_usage().is_some();
+    Some(Lesson::Throttled { wait, app_wide })
 }

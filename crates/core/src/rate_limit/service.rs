@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use tower::{Layer, Service};
 
-use super::future::ResponseFuture;
-use super::store::{Acquire, MemoryStore, RateLimitStore};
+use super::future::{Learn, ResponseFuture};
+use super::memory::MemoryStore;
+use super::store::{Acquire, RateLimitStore};
 use super::RateLimitKey;
 use crate::error::Error;
 
@@ -13,6 +14,7 @@ use crate::error::Error;
 pub struct RateLimitLayer<St = MemoryStore> {
     store: St,
     max_wait: Duration,
+    default_cooldown: Duration,
 }
 
 impl<St> RateLimitLayer<St> {
@@ -21,7 +23,15 @@ impl<St> RateLimitLayer<St> {
         Self {
             store,
             max_wait: Duration::ZERO,
+            default_cooldown: Duration::from_secs(600),
         }
+    }
+
+    /// How long a number cools down after a throttle that gave no hint (default 10 min).
+    #[must_use]
+    pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
+        self.default_cooldown = cooldown;
+        self
     }
 
     /// How long a call may wait for its slot before failing with `rate_limited`.
@@ -45,6 +55,7 @@ impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
             inner,
             store: self.store.clone(),
             max_wait: self.max_wait,
+            default_cooldown: self.default_cooldown,
         }
     }
 }
@@ -55,6 +66,7 @@ pub struct RateLimit<S, St = MemoryStore> {
     inner: S,
     store: St,
     max_wait: Duration,
+    default_cooldown: Duration,
 }
 
 impl<S, St> RateLimit<S, St> {
@@ -96,13 +108,22 @@ where
 
     fn call(&mut self, req: R) -> Self::Future {
         let key = req.rate_limit_key();
-        match self.store.acquire(key) {
+        let class = req.rate_limit_class();
+        let learn = Learn {
+            store: self.store.clone(),
+            key,
+            class,
+            default_cooldown: self.default_cooldown,
+        };
+        match self.store.acquire(key, class) {
             // The hot path: a slot now, call the instance that was polled ready.
-            Acquire::Ready(super::Admission::Go) => ResponseFuture::calling(self.inner.call(req)),
+            Acquire::Ready(super::Admission::Go) => {
+                ResponseFuture::calling(self.inner.call(req), learn)
+            }
             acquire => {
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::pending(acquire, ready, req, key, self.store.clone(), self.max_wait)
+                ResponseFuture::pending(acquire, ready, req, learn, self.max_wait)
             }
         }
     }

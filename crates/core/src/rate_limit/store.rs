@@ -1,31 +1,58 @@
-//! Where rate-limit state lives: in this process (governor) or, later, shared by replicas.
+//! Where rate-limit state lives, and what the layer asks of it: one answer per call for
+//! every limit of a number, and the outcomes that teach it (throttles, wrong codes).
 
-use std::fmt;
-use std::future::{Future, Ready};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
-use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::keyed::DashMapStateStore;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::RateLimiter;
+/// Which limits a call falls under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuotaClass {
+    /// Sends a code (`request_code`): the per-number quotas.
+    RequestCode,
+    /// Checks a code (`verify_code`): the per-number quotas and the wrong-code guard.
+    VerifyCode,
+    /// `register` / `deregister`: the registration budget (10 calls per 72 hours).
+    Registration,
+    /// Anything else: the global quota only.
+    Other,
+}
 
-use super::quota::Quota;
+impl QuotaClass {
+    /// The class's name in keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaClass::RequestCode => "request_code",
+            QuotaClass::VerifyCode => "verify_code",
+            QuotaClass::Registration => "registration",
+            QuotaClass::Other => "other",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            QuotaClass::RequestCode => 0,
+            QuotaClass::VerifyCode => 1,
+            QuotaClass::Registration => 2,
+            QuotaClass::Other => 3,
+        }
+    }
+
+    pub(crate) fn per_number_quotas(self) -> bool {
+        matches!(self, QuotaClass::RequestCode | QuotaClass::VerifyCode)
+    }
+}
 
 /// The answer of a store for one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admission {
-    /// Send now: a slot of every quota was taken.
+    /// Send now: a slot of every limit was taken.
     Go,
     /// Not before `wait` has passed; nothing was taken.
     Wait {
-        /// How long until a slot of the binding quota frees up.
+        /// How long until the binding limit lets the call through.
         wait: Duration,
-        /// Which quota binds.
+        /// Which limit binds.
         scope: Scope,
     },
 }
@@ -38,16 +65,58 @@ pub enum Scope {
     Number,
     /// The global (app-level) quota.
     Global,
+    /// A cooldown learned from Meta's throttling answer.
+    Cooldown,
+    /// Too many wrong codes for this number recently.
+    WrongCodes,
+    /// The number's register/deregister budget is spent.
+    Registration,
+    /// The shared store failed and its policy is to deny.
+    StoreUnavailable,
 }
 
 impl Scope {
-    /// `number` or `global`.
+    /// `number`, `global`, `cooldown`, `wrong_codes`, `registration`, `store_unavailable`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Number => "number",
             Scope::Global => "global",
+            Scope::Cooldown => "cooldown",
+            Scope::WrongCodes => "wrong_codes",
+            Scope::Registration => "registration",
+            Scope::StoreUnavailable => "store_unavailable",
         }
     }
+
+    /// What a refusal for this scope says.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Scope::Number => "per-number rate limit reached",
+            Scope::Global => "global rate limit reached",
+            Scope::Cooldown => "Meta throttled this number recently; cooling down",
+            Scope::WrongCodes => "too many wrong codes for this number; verify_code paused",
+            Scope::Registration => {
+                "register/deregister budget for this number spent (10 per 72 hours)"
+            }
+            Scope::StoreUnavailable => "rate-limit store unavailable; denying by policy",
+        }
+    }
+}
+
+/// An outcome the store learns from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lesson {
+    /// Meta throttled the call: nobody calls this class for this number (or, for the
+    /// app, any number) until `wait` has passed.
+    Throttled {
+        /// Until when, from now.
+        wait: Duration,
+        /// Whether Meta throttled the whole app rather than this number.
+        app_wide: bool,
+    },
+    /// Meta said the code was wrong.
+    WrongCode,
 }
 
 /// An answer now, or a future one (for stores across the network).
@@ -59,188 +128,19 @@ pub enum Acquire<F> {
     Pending(F),
 }
 
-/// The state behind the rate-limit layer: checks every quota for a call at once.
+/// The state behind the rate-limit layer.
+///
+/// One `acquire` checks every limit of a call at once (per-number quotas, the global
+/// quota, cooldowns, the wrong-code guard, the registration budget); `learn` records what
+/// Meta's answer taught.
 pub trait RateLimitStore: Clone + Send + Sync + 'static {
     /// The future of an answer that is not known at once.
     type Future: Future<Output = Admission> + Send + 'static;
 
-    /// Takes a slot of the per-number quotas for `key` (none when `None`) and of the
-    /// global quota, or says how long to wait.
-    fn acquire(&self, key: Option<u64>) -> Acquire<Self::Future>;
-}
+    /// Takes a slot of every limit of a call of `class` for number `key` (`None`: only
+    /// the global quota), or says how long to wait.
+    fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<Self::Future>;
 
-// ===== clock =====
-
-/// governor's clock on tokio's time, so tokio's paused clock drives the limiter in tests.
-#[derive(Clone, Debug)]
-pub struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self {
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.start.elapsed())
-    }
-}
-
-// ===== hasher =====
-
-/// A fast hasher for numeric keys: phone number ids are already well spread, so a
-/// multiply-rotate is enough and much cheaper than SipHash on the hot path.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-impl BuildHasher for KeyHasher {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-// ===== MemoryStore =====
-
-type Keyed = RateLimiter<u64, DashMapStateStore<u64, KeyHasher>, TokioClock, NoOpMiddleware<Nanos>>;
-type Direct = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
-
-/// The in-process store: governor's keyed GCRA per number and a direct one for the app.
-///
-/// No allocation on the hot path once a number is tracked. Idle numbers are forgotten
-/// every `evict_every` calls, so memory stays bounded with millions of numbers.
-#[derive(Clone)]
-pub struct MemoryStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    per_number: Vec<Keyed>,
-    global: Option<Direct>,
-    clock: TokioClock,
-    evict_every: u64,
-    calls: AtomicU64,
-}
-
-impl fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("per_number_quotas", &self.inner.per_number.len())
-            .field("global", &self.inner.global.is_some())
-            .field("tracked_numbers", &self.tracked_numbers())
-            .finish()
-    }
-}
-
-impl MemoryStore {
-    /// A store enforcing every quota in `per_number` for each number, and `global` for all.
-    pub fn new(per_number: &[Quota], global: Option<Quota>) -> Self {
-        Self::with_eviction(per_number, global, 1 << 16)
-    }
-
-    /// Like [`new`](Self::new), forgetting idle numbers every `evict_every` calls (0: never).
-    pub fn with_eviction(per_number: &[Quota], global: Option<Quota>, evict_every: u64) -> Self {
-        let clock = TokioClock::default();
-        Self {
-            inner: Arc::new(Inner {
-                per_number: per_number
-                    .iter()
-                    .map(|q| {
-                        RateLimiter::new(
-                            q.to_governor(),
-                            DashMapStateStore::with_hasher(KeyHasher(0)),
-                            clock.clone(),
-                        )
-                    })
-                    .collect(),
-                global: global
-                    .map(|q| RateLimiter::direct_with_clock(q.to_governor(), clock.clone())),
-                clock,
-                evict_every,
-                calls: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    /// How many numbers are tracked now (the most over the per-number quotas).
-    pub fn tracked_numbers(&self) -> usize {
-        self.inner
-            .per_number
-            .iter()
-            .map(Keyed::len)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Forgets numbers whose state is back to a full quota, and returns the memory.
-    pub fn evict(&self) {
-        for limiter in &self.inner.per_number {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    }
-
-    fn check(&self, key: Option<u64>) -> Admission {
-        let i = &*self.inner;
-        if let Some(key) = key {
-            // Per-number first: refusals here (the common case under load) spend nothing.
-            for limiter in &i.per_number {
-                if let Err(not_until) = limiter.check_key(&key) {
-                    return Admission::Wait {
-                        wait: not_until.wait_time_from(i.clock.now()),
-                        scope: Scope::Number,
-                    };
-                }
-            }
-        }
-        if let Some(global) = &i.global {
-            if let Err(not_until) = global.check() {
-                return Admission::Wait {
-                    wait: not_until.wait_time_from(i.clock.now()),
-                    scope: Scope::Global,
-                };
-            }
-        }
-        Admission::Go
-    }
-}
-
-impl RateLimitStore for MemoryStore {
-    type Future = Ready<Admission>;
-
-    fn acquire(&self, key: Option<u64>) -> Acquire<Ready<Admission>> {
-        let i = &*self.inner;
-        if i.evict_every > 0
-            && i.calls.fetch_add(1, Ordering::Relaxed) % i.evict_every == i.evict_every - 1
-        {
-            self.evict();
-        }
-        Acquire::Ready(self.check(key))
-    }
+    /// Records what an answer taught about number `key`.
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson);
 }

@@ -13,6 +13,7 @@ use super::backoff::Schedule;
 use super::classify::{classify, RetryClass};
 use crate::error::Error;
 use crate::operation::Operation;
+use crate::rate_limit::Lesson;
 use crate::response::Response;
 
 /// The exponential schedule's settings (`backoff` crate).
@@ -68,6 +69,7 @@ struct Settings {
     backoff: BackoffSettings,
     max_retry_wait: Duration,
     deadline: Option<Duration>,
+    throttle_wait: Option<Duration>,
 }
 
 impl fmt::Debug for RetryPolicy {
@@ -78,6 +80,7 @@ impl fmt::Debug for RetryPolicy {
             .field("backoff", &self.settings.backoff)
             .field("max_retry_wait", &self.settings.max_retry_wait)
             .field("deadline", &self.settings.deadline)
+            .field("throttle_wait", &self.settings.throttle_wait)
             .field("budget", &self.budget.is_some())
             .finish()
     }
@@ -94,6 +97,7 @@ impl Default for RetryPolicy {
                 backoff: BackoffSettings::default(),
                 max_retry_wait: Duration::from_secs(60),
                 deadline: None,
+                throttle_wait: None,
             }),
             budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
             attempts: 0,
@@ -152,6 +156,14 @@ impl RetryPolicy {
         self.with(|s| s.deadline = deadline)
     }
 
+    /// The wait a throttle without a hint implies (the rate limiter's default cooldown).
+    /// With it, such a throttle is not retried sooner than the limiter would allow; without
+    /// it (the default for the policy alone), the backoff schedule decides.
+    #[must_use]
+    pub fn throttle_wait(self, wait: Option<Duration>) -> Self {
+        self.with(|s| s.throttle_wait = wait)
+    }
+
     /// The retry budget; `None` disables it.
     #[must_use]
     pub fn budget(mut self, budget: Option<TpsBudget>) -> Self {
@@ -179,7 +191,13 @@ impl RetryPolicy {
             .schedule
             .get_or_insert_with(|| Box::new(Schedule::new(&self.settings.backoff)));
         let backoff = schedule.next_wait();
-        let hint = error.retry_after();
+        let hint = match (error.retry_after(), self.settings.throttle_wait) {
+            (None, Some(default)) => match crate::rate_limit::lesson(error, default) {
+                Some(Lesson::Throttled { wait, .. }) => Some(wait),
+                _ => None,
+            },
+            (hint, _) => hint,
+        };
         let wait = backoff.max(hint.unwrap_or_default());
         let left = self
             .settings

@@ -167,3 +167,109 @@ async fn futures_join_all<F: std::future::Future>(
     }
     out
 }
+
+mod learning {
+    use std::time::Duration;
+
+    use tower::{ServiceBuilder, ServiceExt};
+    use wa_verify_core::rate_limit::{Limits, MemoryStore, QuotaClass, RateLimitLayer};
+    use wa_verify_core::ErrorKind;
+
+    use crate::support::*;
+
+    fn layer(store: &MemoryStore) -> RateLimitLayer<MemoryStore> {
+        RateLimitLayer::new(store.clone()).default_cooldown(Duration::from_secs(600))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_with_a_hint_cools_the_number_down_for_that_long() {
+        let store = MemoryStore::with_limits(Limits::default(), 0);
+        let usage = r#"{"1":[{"estimated_time_to_regain_access":2}]}"#;
+        let inner = Scripted::new([Err(graph(
+            429,
+            4,
+            Some(true),
+            &[("x-business-use-case-usage", usage)],
+        ))]);
+        let svc = ServiceBuilder::new()
+            .layer(layer(&store))
+            .service(inner.clone());
+        assert_eq!(
+            svc.clone()
+                .oneshot(op("1"))
+                .await
+                .unwrap_err()
+                .status()
+                .map(|s| s.as_u16()),
+            Some(429)
+        );
+        assert_eq!(
+            store.cooldown(1, QuotaClass::RequestCode),
+            Some(Duration::from_secs(120))
+        );
+        let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert!(
+            e.is_local() && e.retry_after() == Some(Duration::from_secs(120)),
+            "{e}"
+        );
+        svc.clone().oneshot(op("2")).await.unwrap();
+        assert_eq!(
+            inner.count(),
+            2,
+            "number 1 was not called again; number 2 was"
+        );
+        tokio::time::advance(Duration::from_secs(120)).await;
+        svc.oneshot(op("1")).await.unwrap();
+        assert_eq!(inner.count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_without_a_hint_uses_the_default_and_the_cap() {
+        let mut limits = Limits::default();
+        limits.max_cooldown = Duration::from_secs(300);
+        let store = MemoryStore::with_limits(limits, 0);
+        let inner = Scripted::new([
+            Err(graph(400, 136024, Some(false), &[])),
+            Err(graph(429, 4, None, &[("retry-after", "999999")])),
+        ]);
+        let svc = ServiceBuilder::new()
+            .layer(layer(&store))
+            .service(inner.clone());
+        let _ = svc.clone().oneshot(op("1")).await;
+        assert_eq!(
+            store.cooldown(1, QuotaClass::RequestCode),
+            Some(Duration::from_secs(300)),
+            "default 600 s, capped at 300 s"
+        );
+        let _ = svc.clone().oneshot(op("2")).await;
+        assert_eq!(
+            store.cooldown(2, QuotaClass::RequestCode),
+            Some(Duration::from_secs(300)),
+            "hint capped"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_on_request_code_does_not_block_verify_code() {
+        let store = MemoryStore::with_limits(Limits::default(), 0);
+        let inner = Scripted::new([Err(graph(400, 136024, Some(false), &[]))]);
+        let svc = ServiceBuilder::new().layer(layer(&store)).service(inner);
+        let _ = svc.oneshot(op("1")).await;
+        assert!(store.cooldown(1, QuotaClass::RequestCode).is_some());
+        assert_eq!(store.cooldown(1, QuotaClass::VerifyCode), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn non_throttles_teach_nothing() {
+        let store = MemoryStore::with_limits(Limits::default(), 0);
+        let inner = Scripted::new([
+            Err(graph(500, 2, Some(true), &[])),
+            Err(graph(400, 100, None, &[])),
+        ]);
+        let svc = ServiceBuilder::new().layer(layer(&store)).service(inner);
+        let _ = svc.clone().oneshot(op("1")).await;
+        let _ = svc.oneshot(op("1")).await;
+        assert_eq!(store.cooldown(1, QuotaClass::RequestCode), None);
+    }
+}
