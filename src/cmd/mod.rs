@@ -1,6 +1,8 @@
 //! The subcommands and what they share: the connection and stack flags.
 
 mod bench;
+mod onboard;
+mod register;
 mod request_code;
 mod sandbox;
 mod verify_code;
@@ -40,6 +42,12 @@ pub(crate) enum Command {
     RequestCode(request_code::RequestCodeArgs),
     /// Check the code the number received.
     VerifyCode(verify_code::VerifyCodeArgs),
+    /// Register a verified number with its two-step PIN.
+    Register(register::RegisterArgs),
+    /// Deregister a number.
+    Deregister(register::DeregisterArgs),
+    /// Walk request-code, verify-code and register against the sandbox in one command.
+    Onboard(onboard::OnboardArgs),
     /// Run the local emulator of the API until Ctrl-C.
     Sandbox(sandbox::SandboxArgs),
     /// Drive request_code for many numbers through the full stack and report.
@@ -50,6 +58,9 @@ pub(crate) async fn run(command: Command) -> u8 {
     match command {
         Command::RequestCode(a) => request_code::run(a).await,
         Command::VerifyCode(a) => verify_code::run(a).await,
+        Command::Register(a) => register::run(a).await,
+        Command::Deregister(a) => register::run_deregister(a).await,
+        Command::Onboard(a) => onboard::run(a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
         Command::Bench(a) => bench::run(a).await,
     }

@@ -17,17 +17,21 @@ pub(crate) struct RequestCodeArgs {
     /// en_US, pt_BR, or a two-letter code like en.
     #[arg(long, value_name = "LOCALE", default_value = "en_US")]
     language: String,
+    /// The id is a pre-verified phone number id (Meta's pre-verified endpoints).
+    #[arg(long)]
+    pre_verified: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
 
 impl RequestCodeArgs {
     fn operation(&self) -> Result<RequestCode, Error> {
-        Ok(RequestCode::new(
+        let op = RequestCode::new(
             self.phone_number_id.parse::<PhoneNumberId>()?,
             self.method.parse::<CodeMethod>()?,
             self.language.parse::<Language>()?,
-        ))
+        );
+        Ok(if self.pre_verified { op.pre_verified() } else { op })
     }
 }
 

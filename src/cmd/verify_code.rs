@@ -14,16 +14,20 @@ pub(crate) struct VerifyCodeArgs {
     /// The six-digit code the number received.
     #[arg(long, value_name = "CODE")]
     code: String,
+    /// The id is a pre-verified phone number id (Meta's pre-verified endpoints).
+    #[arg(long)]
+    pre_verified: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
 
 impl VerifyCodeArgs {
     fn operation(&self) -> Result<VerifyCode, Error> {
-        Ok(VerifyCode::new(
+        let op = VerifyCode::new(
             self.phone_number_id.parse::<PhoneNumberId>()?,
             self.code.parse::<VerificationCode>()?,
-        ))
+        );
+        Ok(if self.pre_verified { op.pre_verified() } else { op })
     }
 }
 

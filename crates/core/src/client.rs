@@ -11,6 +11,7 @@ use crate::auth::{Auth, AuthLayer, Token, TokenProvider};
 use crate::config::StackConfig;
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, Graph, GraphLayer, RequestBody};
+use crate::onboarding::{Deregister, Register, SuccessResponse};
 use crate::operation::{
     ApiVersion, Operation, RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse,
 };
@@ -112,6 +113,31 @@ where
     pub async fn verify_code(&self, op: VerifyCode) -> Result<Response<VerifyCodeResponse>, Error>
     where
         Stack<H>: Service<VerifyCode, Response = Response<VerifyCodeResponse>, Error = Error>,
+    {
+        self.call(op).await
+    }
+
+    /// `register`: activates a verified number with its two-step PIN. Never resent after
+    /// it may have reached Meta; limited to 10 calls per number per 72 hours.
+    ///
+    /// # Errors
+    ///
+    /// Every failure, typed: see [`Error::kind`].
+    pub async fn register(&self, op: Register) -> Result<Response<SuccessResponse>, Error>
+    where
+        Stack<H>: Service<Register, Response = Response<SuccessResponse>, Error = Error>,
+    {
+        self.call(op).await
+    }
+
+    /// `deregister`: removes the number from the Cloud API. Same safety as `register`.
+    ///
+    /// # Errors
+    ///
+    /// Every failure, typed: see [`Error::kind`].
+    pub async fn deregister(&self, op: Deregister) -> Result<Response<SuccessResponse>, Error>
+    where
+        Stack<H>: Service<Deregister, Response = Response<SuccessResponse>, Error = Error>,
     {
         self.call(op).await
     }

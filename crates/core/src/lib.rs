@@ -56,6 +56,13 @@
 //! | `AuthLayer` | [`auth`] | `Authorization: Bearer`, static or from a provider |
 //! | `Transport` | [`transport`] | pooled hyper-util client over rustls |
 //!
+//! # Onboarding
+//!
+//! [`onboarding`] adds `register` (six-digit PIN, optional backup, tier, region) and
+//! `deregister`, never resent after they may have reached Meta and limited to Meta's
+//! 10 calls per number per 72 hours, and a typed flow
+//! `Onboarding → CodeRequested → Verified → Registered` that cannot run out of order.
+//!
 //! # Errors
 //!
 //! Every call fails with one [`Error`]: [`Error::kind`] says what the caller may do next,
@@ -75,6 +82,7 @@ mod error;
 pub mod graph;
 mod meaning;
 mod meta;
+pub mod onboarding;
 mod operation;
 pub mod rate_limit;
 mod response;

@@ -39,7 +39,7 @@ impl<const N: usize> InlineStr<N> {
 }
 
 /// Shows at most 40 characters of a refused value, so a huge input does not flood an error.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
     if s.chars().count() > 40 {
         out.push('…');
@@ -289,10 +289,10 @@ impl fmt::Debug for ApiVersion {
 
 /// Six ASCII digits that must never be printed: the inside of codes and PINs.
 #[derive(Clone, PartialEq, Eq)]
-struct SixDigits([u8; 6]);
+pub(crate) struct SixDigits([u8; 6]);
 
 impl SixDigits {
-    fn parse(s: &str, what: &str, example: &str) -> Result<Self, Error> {
+    pub(crate) fn parse(s: &str, what: &str, example: &str) -> Result<Self, Error> {
         let b = s.as_bytes();
         if b.len() == 6 && b.iter().all(u8::is_ascii_digit) {
             let mut d = [0; 6];
@@ -312,7 +312,7 @@ impl SixDigits {
         }
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -368,6 +368,29 @@ pub struct Field<'a> {
     pub name: &'static str,
     /// The value, already validated.
     pub value: &'a str,
+    /// Whether `value` is a JSON object: written as is in a JSON body, as text (the
+    /// object's JSON) in form and multipart bodies, as Graph reads them.
+    pub json: bool,
+}
+
+impl<'a> Field<'a> {
+    /// A text parameter.
+    pub fn text(name: &'static str, value: &'a str) -> Self {
+        Self {
+            name,
+            value,
+            json: false,
+        }
+    }
+
+    /// A JSON object parameter (already serialized).
+    pub fn json(name: &'static str, value: &'a str) -> Self {
+        Self {
+            name,
+            value,
+            json: true,
+        }
+    }
 }
 
 /// When an operation may be sent again after a failure.
@@ -428,6 +451,7 @@ pub struct RequestCode {
     phone_number_id: PhoneNumberId,
     code_method: CodeMethod,
     language: Language,
+    pre_verified: bool,
 }
 
 impl RequestCode {
@@ -441,7 +465,21 @@ impl RequestCode {
             phone_number_id,
             code_method,
             language,
+            pre_verified: false,
         }
+    }
+
+    /// Marks the id as a pre-verified phone number id (Meta's
+    /// `/{Version}/{Pre-Verified-Phone-Number-ID}/request_code`: same path and body).
+    #[must_use]
+    pub fn pre_verified(mut self) -> Self {
+        self.pre_verified = true;
+        self
+    }
+
+    /// Whether the id is a pre-verified phone number id.
+    pub fn is_pre_verified(&self) -> bool {
+        self.pre_verified
     }
 }
 
@@ -457,14 +495,8 @@ impl Operation for RequestCode {
     }
 
     fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
-        f(Field {
-            name: "code_method",
-            value: self.code_method.as_str(),
-        });
-        f(Field {
-            name: "language",
-            value: self.language.as_str(),
-        });
+        f(Field::text("code_method", self.code_method.as_str()));
+        f(Field::text("language", self.language.as_str()));
     }
 
     fn code_method(&self) -> Option<CodeMethod> {
@@ -499,6 +531,7 @@ impl Succeeded for RequestCodeResponse {
 pub struct VerifyCode {
     phone_number_id: PhoneNumberId,
     code: VerificationCode,
+    pre_verified: bool,
 }
 
 impl VerifyCode {
@@ -507,7 +540,20 @@ impl VerifyCode {
         Self {
             phone_number_id,
             code,
+            pre_verified: false,
         }
+    }
+
+    /// Marks the id as a pre-verified phone number id (same path and body).
+    #[must_use]
+    pub fn pre_verified(mut self) -> Self {
+        self.pre_verified = true;
+        self
+    }
+
+    /// Whether the id is a pre-verified phone number id.
+    pub fn is_pre_verified(&self) -> bool {
+        self.pre_verified
     }
 }
 
@@ -523,10 +569,7 @@ impl Operation for VerifyCode {
     }
 
     fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
-        f(Field {
-            name: "code",
-            value: self.code.expose(),
-        });
+        f(Field::text("code", self.code.expose()));
     }
 
     fn quota_class(&self) -> QuotaClass {

@@ -33,6 +33,11 @@ struct NumberState {
     code: Option<(String, Instant)>,
     wrong: u32,
     blocked_until: Option<Instant>,
+    verified: bool,
+    registered: bool,
+    /// register/deregister calls in the moving 72 hours, and Meta's 72-hour block.
+    registrations: std::collections::VecDeque<Instant>,
+    registration_blocked_until: Option<Instant>,
 }
 
 /// Everything the handlers share.
@@ -460,7 +465,7 @@ pub(crate) async fn api(
     let _in_flight = app.stats.enter();
     let trace = app.trace_id();
     let operation = match op.as_str() {
-        "request_code" | "verify_code" => op.as_str(),
+        "request_code" | "verify_code" | "register" | "deregister" => op.as_str(),
         _ => "other",
     };
     let call = Call {
@@ -537,7 +542,7 @@ impl Call<'_> {
         if id.parse::<PhoneNumberId>().is_err() {
             return bad_param("Invalid parameter: phone number id must be digits");
         }
-        if !matches!(op, "request_code" | "verify_code") {
+        if !matches!(op, "request_code" | "verify_code" | "register" | "deregister") {
             return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
         }
         if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
@@ -585,7 +590,8 @@ impl Call<'_> {
         }
         let reply = match op {
             "request_code" => request_code(app, id, trace, &params),
-            _ => verify_code(app, id, &params),
+            "verify_code" => verify_code(app, id, &params),
+            _ => registration(app, id, op, trace, &params),
         };
         match fault {
             Some(f)
@@ -673,6 +679,7 @@ fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
         code,
         sent_at: now_rfc3339(),
         fbtrace_id: trace.to_owned(),
+        operation: "request_code".to_owned(),
     });
     Reply::ok(serde_json::json!({ "success": true }))
 }
@@ -713,6 +720,7 @@ fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
     if right {
         s.code = None;
         s.wrong = 0;
+        s.verified = true;
         return Reply::ok(serde_json::json!({ "success": true, "id": id }));
     }
     s.wrong += 1;
@@ -730,6 +738,109 @@ fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
     e.error_user_title = Some("Verify code error".into());
     e.error_user_msg =
         Some("The code you entered is wrong or has expired. Check it and try again.".into());
+    Reply::error(StatusCode::BAD_REQUEST, e)
+}
+
+/// Meta's register/deregister budget: 10 calls per number in a moving 72 hours.
+const REGISTRATION_CALLS: usize = 10;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(72 * 3600);
+
+/// `register` and `deregister`: the number's state machine and Meta's 72-hour budget.
+fn registration(app: &App, id: &str, op: &str, trace: &str, params: &Params) -> Reply {
+    if op == "register" {
+        if params.get("messaging_product").map(String::as_str) != Some("whatsapp") {
+            return bad_param("The parameter messaging_product is required and must be whatsapp");
+        }
+        let pin_ok = params
+            .get("pin")
+            .is_some_and(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()));
+        if !pin_ok {
+            return bad_param("Invalid PIN format. PIN must be exactly 6 digits");
+        }
+        if params.get("tier").is_some_and(|t| t != "PROD" && t != "SANDBOX") {
+            return bad_param("Invalid parameter: tier must be PROD or SANDBOX");
+        }
+        if params
+            .get("data_localization_region")
+            .is_some_and(|r| !wa_verify_core::onboarding::REGIONS.contains(&r.as_str()))
+        {
+            return bad_param("Invalid parameter: data_localization_region is not a supported region");
+        }
+        if let Some(b) = params.get("backup") {
+            let ok = serde_json::from_str::<serde_json::Value>(b).is_ok_and(|v| {
+                v.get("password").is_some_and(serde_json::Value::is_string)
+                    && v.get("data").is_some_and(serde_json::Value::is_string)
+            });
+            if !ok {
+                return bad_param("Invalid parameter: backup must have a password and data");
+            }
+        }
+    }
+    let now = Instant::now();
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+    let s = state.entry(id.to_owned()).or_default();
+    if let Some(until) = s.registration_blocked_until.filter(|u| *u > now) {
+        let mut r = registration_limited();
+        usage_headers(&mut r, id, until - now);
+        return r;
+    }
+    while s.registrations.front().is_some_and(|t| *t + REGISTRATION_WINDOW <= now) {
+        s.registrations.pop_front();
+    }
+    if s.registrations.len() >= REGISTRATION_CALLS {
+        s.registration_blocked_until = Some(now + REGISTRATION_WINDOW);
+        return registration_limited();
+    }
+    s.registrations.push_back(now);
+    let ok = if op == "register" {
+        if !s.verified || s.registered {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                graph_error(
+                    "Phone number is already registered or in invalid state for registration",
+                    "GraphMethodException",
+                    100,
+                    None,
+                    None,
+                ),
+            );
+        }
+        s.registered = true;
+        true
+    } else {
+        if !s.registered {
+            return bad_param("Phone number not registered on the WhatsApp Business Platform.");
+        }
+        s.registered = false;
+        true
+    };
+    drop(state);
+    app.outbox.push(OutboxEntry {
+        phone_number_id: id.to_owned(),
+        code_method: String::new(),
+        language: String::new(),
+        // Never the PIN: the outbox records that the call happened, not its secrets.
+        code: String::new(),
+        sent_at: now_rfc3339(),
+        fbtrace_id: trace.to_owned(),
+        operation: op.to_owned(),
+    });
+    Reply::ok(serde_json::json!({ "success": ok }))
+}
+
+fn registration_limited() -> Reply {
+    let mut e = graph_error(
+        "Account register deregister rate limit exceeded",
+        "OAuthException",
+        133_016,
+        None,
+        Some(false),
+    );
+    e.error_user_title = Some("Too many registration attempts".into());
+    e.error_user_msg = Some(
+        "This number was registered or deregistered 10 times in 72 hours and is blocked for 72 hours."
+            .into(),
+    );
     Reply::error(StatusCode::BAD_REQUEST, e)
 }
 

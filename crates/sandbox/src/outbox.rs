@@ -22,6 +22,13 @@ pub struct OutboxEntry {
     pub sent_at: String,
     /// The trace id of the answer that sent it.
     pub fbtrace_id: String,
+    /// `request_code`, or `register` / `deregister` (recorded without the PIN).
+    #[serde(default = "request_code")]
+    pub operation: String,
+}
+
+fn request_code() -> String {
+    "request_code".to_owned()
 }
 
 /// The outbox, shared by the server and the handle.
@@ -55,9 +62,11 @@ impl Outbox {
         if e.max > 0 && e.entries.len() >= e.max {
             e.entries.pop_front();
         }
-        *e.sent_to.entry(entry.phone_number_id.clone()).or_default() += 1;
+        if entry.operation == "request_code" {
+            *e.sent_to.entry(entry.phone_number_id.clone()).or_default() += 1;
+            e.sent += 1;
+        }
         e.entries.push_back(entry);
-        e.sent += 1;
     }
 
     /// How many codes went to one number, including entries no longer kept.
@@ -74,7 +83,8 @@ impl Outbox {
         self.lock().entries.iter().cloned().collect()
     }
 
-    /// Every code sent, including entries no longer kept.
+    /// Every code sent, including entries no longer kept (register/deregister calls are
+    /// recorded but are not codes).
     pub fn sent(&self) -> u64 {
         self.lock().sent
     }
@@ -95,7 +105,7 @@ impl Outbox {
             .entries
             .iter()
             .rev()
-            .find(|e| e.phone_number_id == phone_number_id)
+            .find(|e| e.phone_number_id == phone_number_id && e.operation == "request_code")
             .map(|e| e.code.clone())
     }
 

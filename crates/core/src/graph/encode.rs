@@ -73,7 +73,11 @@ pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (Header
                 }
                 json_string(&mut out, f.name);
                 out.push(b':');
-                json_string(&mut out, f.value);
+                if f.json {
+                    out.extend_from_slice(f.value.as_bytes());
+                } else {
+                    json_string(&mut out, f.value);
+                }
             }
             out.push(b'}');
             (HeaderValue::from_static("application/json"), out.into())
@@ -89,13 +93,16 @@ pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (Header
             )
         }
         Encoding::Multipart => {
-            // Values are validated digits and letters, so the fixed boundary cannot occur in
-            // them; a value that would contain it is a programmer error caught by the tests.
-            debug_assert!(fields.iter().all(|f| !f.value.contains(BOUNDARY)));
+            // The boundary must occur in no value; free-form values (backup data) may
+            // contain the default one, so lengthen it until it is unique.
+            let mut boundary = String::from(BOUNDARY);
+            while fields.iter().any(|f| f.value.contains(boundary.as_str())) {
+                boundary.push('x');
+            }
             let mut out = String::with_capacity(128 * fields.len().max(1));
             for f in fields {
                 out.push_str("--");
-                out.push_str(BOUNDARY);
+                out.push_str(&boundary);
                 out.push_str("\r\nContent-Disposition: form-data; name=\"");
                 out.push_str(f.name);
                 out.push_str("\"\r\n\r\n");
@@ -103,15 +110,11 @@ pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (Header
                 out.push_str("\r\n");
             }
             out.push_str("--");
-            out.push_str(BOUNDARY);
+            out.push_str(&boundary);
             out.push_str("--\r\n");
-            (
-                HeaderValue::from_static(concat!(
-                    "multipart/form-data; boundary=",
-                    "wa-verify-3f9c1d7e5b"
-                )),
-                out.into(),
-            )
+            let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
+            (content_type, out.into())
         }
     }
 }
@@ -165,10 +168,7 @@ mod tests {
 
     #[test]
     fn escapes_json_and_form_values() {
-        let f = [Field {
-            name: "x",
-            value: "a\"b&c=d é",
-        }];
+        let f = [Field::text("x", "a\"b&c=d é")];
         assert_eq!(
             &encode_fields(Encoding::Json, &f).1[..],
             "{\"x\":\"a\\\"b&c=d é\"}".as_bytes()
@@ -193,5 +193,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("json, form or multipart"));
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    #[test]
+    fn json_objects_are_nested_in_json_and_text_elsewhere() {
+        let f = [Field::text("pin", "123456"), Field::json("backup", r#"{"password":"p","data":"d"}"#)];
+        assert_eq!(
+            &encode_fields(Encoding::Json, &f).1[..],
+            br#"{"pin":"123456","backup":{"password":"p","data":"d"}}"#
+        );
+        assert_eq!(
+            &encode_fields(Encoding::Form, &f).1[..],
+            b"pin=123456&backup=%7B%22password%22%3A%22p%22%2C%22data%22%3A%22d%22%7D"
+        );
+    }
+
+    #[test]
+    fn a_value_containing_the_boundary_gets_a_longer_one() {
+        let f = [Field::text("data", "--wa-verify-3f9c1d7e5b--")];
+        let (ct, body) = encode_fields(Encoding::Multipart, &f);
+        assert_eq!(ct, "multipart/form-data; boundary=wa-verify-3f9c1d7e5bx");
+        assert!(std::str::from_utf8(&body).unwrap().ends_with("--wa-verify-3f9c1d7e5bx--\r\n"));
     }
 }
