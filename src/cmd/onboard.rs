@@ -38,7 +38,10 @@ pub(crate) async fn run(args: OnboardArgs) -> u8 {
         Ok(id) => id,
         Err(e) => return output::refused(format, &e),
     };
-    let pin = match (&args.pin_file, std::env::var_os("WHATSAPP_REGISTRATION_PIN")) {
+    let pin = match (
+        &args.pin_file,
+        std::env::var_os("WHATSAPP_REGISTRATION_PIN"),
+    ) {
         (None, None) => demo_pin(),
         (file, _) => match read_pin(file.as_deref()) {
             Ok(p) => p,

@@ -31,7 +31,11 @@ impl RequestCodeArgs {
             self.method.parse::<CodeMethod>()?,
             self.language.parse::<Language>()?,
         );
-        Ok(if self.pre_verified { op.pre_verified() } else { op })
+        Ok(if self.pre_verified {
+            op.pre_verified()
+        } else {
+            op
+        })
     }
 }
 

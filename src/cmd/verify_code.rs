@@ -27,7 +27,11 @@ impl VerifyCodeArgs {
             self.phone_number_id.parse::<PhoneNumberId>()?,
             self.code.parse::<VerificationCode>()?,
         );
-        Ok(if self.pre_verified { op.pre_verified() } else { op })
+        Ok(if self.pre_verified {
+            op.pre_verified()
+        } else {
+            op
+        })
     }
 }
 

@@ -11,6 +11,8 @@ mod sandbox;
 mod stack;
 // The CLI binary: outputs, exit codes, token sources, sandbox and bench.
 mod cli;
+// Register, deregister and the typed onboarding flow.
+mod onboarding;
 // Faults, soak, cancellation: nothing lost, nothing sent twice.
 mod reliability;
 // Tracing output: fbtrace_id recorded, no secret anywhere.

@@ -51,9 +51,8 @@ use crate::client::{Client, Stack};
 use crate::error::Error;
 use crate::graph::RequestBody;
 use crate::operation::{
-    shown, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
-    RequestCodeResponse, RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode,
-    VerifyCodeResponse,
+    shown, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode, RequestCodeResponse,
+    RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode, VerifyCodeResponse,
 };
 use crate::rate_limit::QuotaClass;
 use crate::response::Response;
@@ -359,7 +358,9 @@ impl<S> StepError<S> {
 
 impl<S> fmt::Debug for StepError<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StepError").field("error", &self.error).finish()
+        f.debug_struct("StepError")
+            .field("error", &self.error)
+            .finish()
     }
 }
 
@@ -620,7 +621,10 @@ mod tests {
         let op = Deregister::new("1".parse().unwrap());
         assert_eq!(&encode(Encoding::Json, &op).1[..], b"{}");
         assert_eq!(&encode(Encoding::Form, &op).1[..], b"");
-        assert_eq!(&encode(Encoding::Multipart, &op).1[..], b"--wa-verify-3f9c1d7e5b--\r\n");
+        assert_eq!(
+            &encode(Encoding::Multipart, &op).1[..],
+            b"--wa-verify-3f9c1d7e5b--\r\n"
+        );
     }
 
     #[test]
@@ -635,12 +639,19 @@ mod tests {
 
     #[test]
     fn backup_tier_and_region_validation() {
-        assert!(Backup::new("", "d").unwrap_err().to_string().contains("non-empty password"));
+        assert!(Backup::new("", "d")
+            .unwrap_err()
+            .to_string()
+            .contains("non-empty password"));
         assert!(Backup::new("p", "").is_err());
         let b = Backup::new("hunter22", "data").unwrap();
         assert!(!format!("{b:?}").contains("hunter22"));
         assert_eq!("sandbox".parse::<Tier>().unwrap(), Tier::Sandbox);
-        assert!("gold".parse::<Tier>().unwrap_err().to_string().contains("PROD or SANDBOX"));
+        assert!("gold"
+            .parse::<Tier>()
+            .unwrap_err()
+            .to_string()
+            .contains("PROD or SANDBOX"));
         assert_eq!("in".parse::<Region>().unwrap().as_str(), "IN");
         let e = "US".parse::<Region>().unwrap_err().to_string();
         assert!(e.contains("AE, AU") && e.contains("\"US\""), "{e}");
@@ -651,6 +662,9 @@ mod tests {
     #[test]
     fn registration_is_never_resent_after_it_may_have_arrived() {
         assert_eq!(register().retry_mode(), RetryMode::OnlyIfNotSent);
-        assert_eq!(Deregister::new("1".parse().unwrap()).quota_class(), QuotaClass::Registration);
+        assert_eq!(
+            Deregister::new("1".parse().unwrap()).quota_class(),
+            QuotaClass::Registration
+        );
     }
 }

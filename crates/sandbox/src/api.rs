@@ -542,7 +542,10 @@ impl Call<'_> {
         if id.parse::<PhoneNumberId>().is_err() {
             return bad_param("Invalid parameter: phone number id must be digits");
         }
-        if !matches!(op, "request_code" | "verify_code" | "register" | "deregister") {
+        if !matches!(
+            op,
+            "request_code" | "verify_code" | "register" | "deregister"
+        ) {
             return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
         }
         if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
@@ -757,14 +760,19 @@ fn registration(app: &App, id: &str, op: &str, trace: &str, params: &Params) -> 
         if !pin_ok {
             return bad_param("Invalid PIN format. PIN must be exactly 6 digits");
         }
-        if params.get("tier").is_some_and(|t| t != "PROD" && t != "SANDBOX") {
+        if params
+            .get("tier")
+            .is_some_and(|t| t != "PROD" && t != "SANDBOX")
+        {
             return bad_param("Invalid parameter: tier must be PROD or SANDBOX");
         }
         if params
             .get("data_localization_region")
             .is_some_and(|r| !wa_verify_core::onboarding::REGIONS.contains(&r.as_str()))
         {
-            return bad_param("Invalid parameter: data_localization_region is not a supported region");
+            return bad_param(
+                "Invalid parameter: data_localization_region is not a supported region",
+            );
         }
         if let Some(b) = params.get("backup") {
             let ok = serde_json::from_str::<serde_json::Value>(b).is_ok_and(|v| {
@@ -784,7 +792,11 @@ fn registration(app: &App, id: &str, op: &str, trace: &str, params: &Params) -> 
         usage_headers(&mut r, id, until - now);
         return r;
     }
-    while s.registrations.front().is_some_and(|t| *t + REGISTRATION_WINDOW <= now) {
+    while s
+        .registrations
+        .front()
+        .is_some_and(|t| *t + REGISTRATION_WINDOW <= now)
+    {
         s.registrations.pop_front();
     }
     if s.registrations.len() >= REGISTRATION_CALLS {

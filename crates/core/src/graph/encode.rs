@@ -112,8 +112,9 @@ pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (Header
             out.push_str("--");
             out.push_str(&boundary);
             out.push_str("--\r\n");
-            let content_type = HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
-                .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
+            let content_type =
+                HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
+                    .unwrap_or_else(|_| HeaderValue::from_static("multipart/form-data"));
             (content_type, out.into())
         }
     }
@@ -202,7 +203,10 @@ mod object_tests {
 
     #[test]
     fn json_objects_are_nested_in_json_and_text_elsewhere() {
-        let f = [Field::text("pin", "123456"), Field::json("backup", r#"{"password":"p","data":"d"}"#)];
+        let f = [
+            Field::text("pin", "123456"),
+            Field::json("backup", r#"{"password":"p","data":"d"}"#),
+        ];
         assert_eq!(
             &encode_fields(Encoding::Json, &f).1[..],
             br#"{"pin":"123456","backup":{"password":"p","data":"d"}}"#
@@ -218,6 +222,8 @@ mod object_tests {
         let f = [Field::text("data", "--wa-verify-3f9c1d7e5b--")];
         let (ct, body) = encode_fields(Encoding::Multipart, &f);
         assert_eq!(ct, "multipart/form-data; boundary=wa-verify-3f9c1d7e5bx");
-        assert!(std::str::from_utf8(&body).unwrap().ends_with("--wa-verify-3f9c1d7e5bx--\r\n"));
+        assert!(std::str::from_utf8(&body)
+            .unwrap()
+            .ends_with("--wa-verify-3f9c1d7e5bx--\r\n"));
     }
 }

@@ -20,6 +20,9 @@ use governor::RateLimiter;
 use super::quota::Quota;
 use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
+/// How long Meta blocks registration after 133016.
+const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
+
 /// A limit of at most `max` events in a moving `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowLimit {
@@ -41,7 +44,8 @@ pub struct Limits {
     pub registration: Option<WindowLimit>,
     /// Wrong codes per number before verify_code pauses until the window passes.
     pub wrong_codes: Option<WindowLimit>,
-    /// The longest cooldown recorded, whatever Meta's hint says.
+    /// The longest cooldown recorded, whatever Meta's hint says (registration cooldowns
+    /// are never shorter than Meta's 72-hour block).
     pub max_cooldown: Duration,
 }
 
@@ -382,7 +386,12 @@ impl RateLimitStore for MemoryStore {
         let now = self.now();
         match lesson {
             Lesson::Throttled { wait, app_wide } => {
-                let until = now + wait.min(i.limits.max_cooldown).as_nanos() as u64;
+                // Meta blocks registration for 72 hours (133016): that one is never cut short.
+                let cap = match class {
+                    QuotaClass::Registration => i.limits.max_cooldown.max(REGISTRATION_BLOCK),
+                    _ => i.limits.max_cooldown,
+                };
+                let until = now + wait.min(cap).as_nanos() as u64;
                 match (app_wide, key) {
                     (true, _) | (false, None) => {
                         i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);
