@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(TraceLayer::new().api_version(cfg.api_version))
         .layer(cfg.timeouts.deadline_layer())
         .layer(RetryLayer::new(cfg.retry.policy(cfg.timeouts.deadline)?))
-        .layer(cfg.rate_limit.layer())
+        .layer(cfg.rate_limit.layer()?)
         .layer(cfg.timeouts.attempt_layer())
         // The boundary: typed operations above, HTTP below.
         .layer(GraphLayer::new(cfg.base_url.clone()).encoding(cfg.encoding))

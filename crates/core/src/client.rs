@@ -15,7 +15,7 @@ use crate::onboarding::{Deregister, Register, SuccessResponse};
 use crate::operation::{
     ApiVersion, Operation, RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse,
 };
-use crate::rate_limit::{MemoryStore, RateLimit};
+use crate::rate_limit::{AnyStore, RateLimit};
 use crate::response::Response;
 use crate::retry::{Retry, RetryLayer, RetryPolicy};
 use crate::timeout::{AttemptTimeout, Deadline};
@@ -25,7 +25,7 @@ use crate::transport::Transport;
 /// The full stack over the HTTP service `H`, outermost first:
 /// `Trace → Deadline → Retry → RateLimit → AttemptTimeout → Graph → Auth → H`.
 pub type Stack<H = Transport> =
-    Trace<Deadline<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, MemoryStore>>>>;
+    Trace<Deadline<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, AnyStore>>>>;
 
 /// The verification client: every layer assembled in the recommended order.
 ///
@@ -46,7 +46,7 @@ pub type Stack<H = Transport> =
 #[derive(Clone)]
 pub struct Client<H = Transport> {
     stack: Stack<H>,
-    store: MemoryStore,
+    store: AnyStore,
 }
 
 impl<H> fmt::Debug for Client<H> {
@@ -161,8 +161,8 @@ where
         &self.stack
     }
 
-    /// The rate limiter's store (to inspect tracked numbers or evict).
-    pub fn rate_limit_store(&self) -> &MemoryStore {
+    /// The rate limiter's store (to inspect tracked numbers, cooldowns, or evict).
+    pub fn rate_limit_store(&self) -> &AnyStore {
         &self.store
     }
 }
@@ -293,7 +293,7 @@ impl ClientBuilder {
                 .policy(c.timeouts.deadline)?
                 .throttle_wait(Some(c.rate_limit.default_cooldown)),
         };
-        let rate_limit = c.rate_limit.layer();
+        let rate_limit = c.rate_limit.layer()?;
         let store = rate_limit.store().clone();
         // Innermost first: each layer wraps everything built so far.
         let svc = auth.layer(http);

@@ -108,7 +108,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, DEFAULT_BODY_LIMIT};
 use crate::operation::ApiVersion;
-use crate::rate_limit::{Limits, MemoryStore, Quota, RateLimitLayer, WindowLimit};
+use crate::rate_limit::{
+    AnyStore, Limits, MemoryStore, OnStoreError, Quota, RateLimitLayer, RedisUrl, WindowLimit,
+};
 use crate::retry::{BackoffSettings, RetryPolicy, TpsBudget};
 use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use crate::transport::TransportConfig;
@@ -364,6 +366,56 @@ pub struct RateLimitConfig {
     /// The longest cooldown recorded, whatever Meta's hint says.
     #[serde(with = "duration")]
     pub max_cooldown: Duration,
+    /// Where the state lives: this process (default) or Redis.
+    pub store: StoreConfig,
+}
+
+/// Which store keeps the rate-limit state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In this process (governor): zero setup, per replica.
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica (the `redis` feature).
+    Redis,
+}
+
+/// `[rate_limit.store]`: where the limiter's state lives and what to do when it fails.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    pub kind: StoreKind,
+    /// The Redis URL (`redis://[:password@]host:port[/db]`); its password is never shown.
+    pub url: Option<RedisUrl>,
+    /// Prepended to every Redis key.
+    pub key_prefix: String,
+    /// The longest a Redis check may take before `on_store_error` applies.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// What to do when Redis fails: `local`, `deny` or `allow`.
+    pub on_store_error: OnStoreError,
+    /// How many replicas share the quotas (the local fallback holds `1/replicas`).
+    pub replicas: u32,
+    /// Overrides `rate_limit.max_cooldown` when set.
+    #[serde(with = "opt_duration")]
+    pub max_cooldown: Option<Duration>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Memory,
+            url: None,
+            key_prefix: "wa-verify:".to_owned(),
+            timeout: Duration::from_millis(50),
+            on_store_error: OnStoreError::Local,
+            replicas: 1,
+            max_cooldown: None,
+        }
+    }
 }
 
 /// At most `max` events in a moving `window`.
@@ -395,6 +447,7 @@ impl Default for RateLimitConfig {
             wrong_codes: window(limits.wrong_codes),
             default_cooldown: Duration::from_secs(600),
             max_cooldown: limits.max_cooldown,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -411,16 +464,61 @@ impl RateLimitConfig {
         let mut limits = Limits::quotas(&self.per_number, self.global);
         limits.registration = window(self.registration);
         limits.wrong_codes = window(self.wrong_codes);
-        limits.max_cooldown = self.max_cooldown;
+        limits.max_cooldown = self.store.max_cooldown.unwrap_or(self.max_cooldown);
         limits
     }
 
-    /// The in-process rate-limit layer these settings describe.
-    pub fn layer(&self) -> RateLimitLayer<MemoryStore> {
-        let store = MemoryStore::with_limits(self.limits(), self.evict_every);
-        RateLimitLayer::new(store)
+    /// The store these settings describe.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` when Redis is asked for without a URL, or without the `redis`
+    /// feature.
+    pub fn store(&self) -> Result<AnyStore, Error> {
+        match self.store.kind {
+            StoreKind::Memory => {
+                Ok(MemoryStore::with_limits(self.limits(), self.evict_every).into())
+            }
+            #[cfg(feature = "redis")]
+            StoreKind::Redis => {
+                let url = self.store.url.clone().ok_or_else(|| {
+                    Error::invalid_input(
+                        "rate_limit.store.kind = \"redis\" needs rate_limit.store.url (redis://host:port)",
+                    )
+                })?;
+                if self.store.replicas == 0 {
+                    return Err(Error::invalid_input(
+                        "rate_limit.store.replicas must be at least 1",
+                    ));
+                }
+                let settings = crate::rate_limit::redis::RedisSettings {
+                    url,
+                    key_prefix: self.store.key_prefix.clone(),
+                    timeout: self.store.timeout,
+                    on_store_error: self.store.on_store_error,
+                    replicas: self.store.replicas,
+                };
+                Ok(AnyStore::Redis(crate::rate_limit::redis::RedisStore::new(
+                    settings,
+                    self.limits(),
+                )?))
+            }
+            #[cfg(not(feature = "redis"))]
+            StoreKind::Redis => Err(Error::invalid_input(
+                "rate_limit.store.kind = \"redis\" needs wa-verify-core's `redis` feature",
+            )),
+        }
+    }
+
+    /// The rate-limit layer these settings describe.
+    ///
+    /// # Errors
+    ///
+    /// As [`store`](Self::store).
+    pub fn layer(&self) -> Result<RateLimitLayer<AnyStore>, Error> {
+        Ok(RateLimitLayer::new(self.store()?)
             .max_wait(self.max_wait)
-            .default_cooldown(self.default_cooldown)
+            .default_cooldown(self.default_cooldown))
     }
 }
 

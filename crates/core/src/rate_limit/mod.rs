@@ -34,17 +34,24 @@
 //! Put it inside the retry: every attempt reaches Meta, so every attempt spends the
 //! number's quota.
 
+mod any;
 pub mod future;
 mod memory;
 mod quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod service;
+mod settings;
 mod store;
 
 use std::time::Duration;
 
+pub use self::any::{AnyFuture, AnyStore};
 pub use self::memory::{KeyHasher, Limits, MemoryStore, TokioClock, WindowLimit};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
+pub use self::settings::{OnStoreError, RedisUrl};
 pub use self::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
 use crate::error::Error;

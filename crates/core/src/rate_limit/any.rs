@@ -1,0 +1,89 @@
+//! [`AnyStore`]: the store chosen by configuration, so one stack type serves both.
+
+use std::future::{Future, Ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::memory::MemoryStore;
+use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore};
+
+/// The in-process store or, with the `redis` feature, the Redis store.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AnyStore {
+    /// In this process only.
+    Memory(MemoryStore),
+    /// Shared by every replica through Redis.
+    #[cfg(feature = "redis")]
+    Redis(super::redis::RedisStore),
+}
+
+impl AnyStore {
+    /// The in-process store: itself, or the Redis store's fallback.
+    pub fn memory(&self) -> &MemoryStore {
+        match self {
+            AnyStore::Memory(m) => m,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.fallback(),
+        }
+    }
+}
+
+impl From<MemoryStore> for AnyStore {
+    fn from(m: MemoryStore) -> Self {
+        AnyStore::Memory(m)
+    }
+}
+
+/// The future of [`AnyStore`]: ready at once in memory, a round trip with Redis.
+pub enum AnyFuture {
+    /// The in-process answer.
+    Ready(Ready<Admission>),
+    /// A Redis round trip.
+    #[cfg(feature = "redis")]
+    Redis(super::redis::RedisFuture),
+}
+
+impl std::fmt::Debug for AnyFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnyFuture")
+    }
+}
+
+impl Future for AnyFuture {
+    type Output = Admission;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Admission> {
+        match self.get_mut() {
+            AnyFuture::Ready(r) => Pin::new(r).poll(cx),
+            #[cfg(feature = "redis")]
+            AnyFuture::Redis(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl RateLimitStore for AnyStore {
+    type Future = AnyFuture;
+
+    fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<AnyFuture> {
+        match self {
+            AnyStore::Memory(m) => match m.acquire(key, class) {
+                Acquire::Ready(a) => Acquire::Ready(a),
+                Acquire::Pending(f) => Acquire::Pending(AnyFuture::Ready(f)),
+            },
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => match r.acquire(key, class) {
+                Acquire::Ready(a) => Acquire::Ready(a),
+                Acquire::Pending(f) => Acquire::Pending(AnyFuture::Redis(f)),
+            },
+        }
+    }
+
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) {
+        match self {
+            AnyStore::Memory(m) => m.learn(key, class, lesson),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.learn(key, class, lesson),
+        }
+    }
+}
