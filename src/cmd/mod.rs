@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use wa_verify_core::auth::Token;
-use wa_verify_core::config::{duration, StackConfig};
+use wa_verify_core::config::{duration, StackConfig, StoreKind};
 use wa_verify_core::rate_limit::{Quota, Rate};
 use wa_verify_core::{Client, Error};
 use wa_verify_sandbox::{Sandbox, SandboxHandle};
@@ -99,6 +99,12 @@ pub(crate) struct CommonArgs {
     /// An app-wide quota: 80/s.
     #[arg(long, value_name = "N/UNIT")]
     global_rate: Option<String>,
+    /// Where the limiter keeps its state: memory (this process) or redis (every replica).
+    #[arg(long, value_name = "memory|redis")]
+    limiter_store: Option<String>,
+    /// The Redis URL for --limiter-store redis (its password is never printed).
+    #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// A TOML file with every stack setting; flags override it.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
@@ -166,6 +172,29 @@ impl CommonArgs {
         }
         if let Some(rate) = &self.global_rate {
             c.rate_limit.global = Some(Quota::new(rate.parse::<Rate>()?, 0));
+        }
+        match self
+            .limiter_store
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => {}
+            Some("memory") => c.rate_limit.store.kind = StoreKind::Memory,
+            Some("redis") => c.rate_limit.store.kind = StoreKind::Redis,
+            Some(other) => {
+                return Err(Error::invalid_input(format!(
+                    "--limiter-store must be memory or redis, got {other:?}"
+                )))
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            c.rate_limit.store.url = Some(url.parse()?);
+        }
+        if c.rate_limit.store.kind == StoreKind::Redis && c.rate_limit.store.url.is_none() {
+            return Err(Error::invalid_input(
+                "--limiter-store redis needs --redis-url or REDIS_URL (redis://host:port)",
+            ));
         }
         Ok(c)
     }

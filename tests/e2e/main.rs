@@ -15,5 +15,7 @@ mod cli;
 mod onboarding;
 // Faults, soak, cancellation: nothing lost, nothing sent twice.
 mod reliability;
+// The Redis store against a real redis-server: replicas, cooldowns, faults.
+mod redis_store;
 // Tracing output: fbtrace_id recorded, no secret anywhere.
 mod tracing;

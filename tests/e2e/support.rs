@@ -221,3 +221,166 @@ pub(crate) fn http_answer(status: u16, content_type: &str, body: &str, extra: &s
     )
     .into_bytes()
 }
+
+/// A `redis-server` of the test's own on a free loopback port, persistence off, killed on
+/// drop. Missing binary: the test fails and says how to install it (never skipped).
+pub(crate) struct RedisServer {
+    child: Option<std::process::Child>,
+    pub(crate) port: u16,
+}
+
+impl RedisServer {
+    pub(crate) async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = Self { child: None, port };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server` (.ci/run does)")
+            });
+        self.child = Some(child);
+        // Bounded wait for the server to answer PING.
+        for _ in 0..200 {
+            if self.cli(&["PING"]).await.trim() == "PONG" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!(
+            "redis-server on port {} did not answer within 2 s",
+            self.port
+        );
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against this server and returns its output.
+    pub(crate) async fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = tokio::process::Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string()]).args(args);
+        match cmd.output().await {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => panic!("cannot run redis-cli ({e}): install redis-server (.ci/run does)"),
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: persistence is off).
+    pub(crate) async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback server answering 200 `{"success":true}` and recording when each request for
+/// each number arrived; `answer` can script other answers by number.
+pub(crate) struct Recorder {
+    pub(crate) addr: SocketAddr,
+    pub(crate) arrivals: Arc<std::sync::Mutex<Vec<(String, String, std::time::Instant)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    /// `answer(id, operation)` gives the raw HTTP answer, or `None` for a 200 success.
+    pub(crate) async fn start(
+        answer: impl Fn(&str, &str) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrivals: Arc<std::sync::Mutex<Vec<(String, String, std::time::Instant)>>> =
+            Arc::default();
+        let log = arrivals.clone();
+        let answer = Arc::new(answer);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    // Keep-alive: answer requests on this connection until it closes.
+                    while let Some(path) = read_request(&mut stream).await {
+                        let mut parts = path.split('/').skip(2);
+                        let id = parts.next().unwrap_or("").to_owned();
+                        let op = parts.next().unwrap_or("").to_owned();
+                        log.lock().unwrap().push((
+                            id.clone(),
+                            op.clone(),
+                            std::time::Instant::now(),
+                        ));
+                        let bytes = answer(&id, &op).unwrap_or_else(|| {
+                            let body = r#"{"success":true}"#;
+                            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                        });
+                        if stream.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            arrivals,
+            task,
+        }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn count_for(&self, id: &str) -> usize {
+        self.arrivals
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _, _)| i == id)
+            .count()
+    }
+
+    pub(crate) fn times_by_number(
+        &self,
+    ) -> std::collections::HashMap<String, Vec<std::time::Instant>> {
+        let mut m: std::collections::HashMap<String, Vec<std::time::Instant>> =
+            std::collections::HashMap::new();
+        for (id, _, t) in self.arrivals.lock().unwrap().iter() {
+            m.entry(id.clone()).or_default().push(*t);
+        }
+        m
+    }
+}

@@ -1,0 +1,625 @@
+use std::time::{Duration, Instant};
+
+use wa_verify_core::config::{StackConfig, StoreKind};
+use wa_verify_core::rate_limit::redis::{RedisSettings, RedisStore};
+use wa_verify_core::rate_limit::{
+    Acquire, Admission, Lesson, Limits, MemoryStore, OnStoreError, Quota, QuotaClass,
+    RateLimitStore, Scope,
+};
+use wa_verify_core::{Client, ErrorKind};
+
+use crate::support::*;
+
+fn quota(rate: &str, burst: u32) -> Quota {
+    Quota::new(rate.parse().unwrap(), burst)
+}
+
+fn settings(redis: &RedisServer, prefix: &str) -> RedisSettings {
+    RedisSettings {
+        url: redis.url().parse().unwrap(),
+        key_prefix: prefix.to_owned(),
+        timeout: Duration::from_millis(50),
+        on_store_error: OnStoreError::Local,
+        replicas: 3,
+    }
+}
+
+async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
+    match s.acquire(Some(key), class) {
+        Acquire::Ready(a) => a,
+        Acquire::Pending(f) => f.await,
+    }
+}
+
+fn waited(a: Admission) -> Option<Duration> {
+    match a {
+        Admission::Go => None,
+        Admission::Wait { wait, .. } => Some(wait),
+    }
+}
+
+/// A stack config against `base` using one Redis as its store.
+fn redis_config(base: &str, redis: &RedisServer, per_number: Quota) -> StackConfig {
+    let mut c = client_config(base);
+    c.rate_limit.per_number = vec![per_number];
+    c.rate_limit.store.kind = StoreKind::Redis;
+    c.rate_limit.store.url = Some(redis.url().parse().unwrap());
+    c.rate_limit.store.replicas = 3;
+    c.retry.enabled = false;
+    c
+}
+
+#[tokio::test]
+async fn lua_gcra_answers_like_the_governor_store() {
+    let redis = RedisServer::start().await;
+    // Per-number and global apart: the memory store checks them one after the other
+    // (a refusal by the second spends the first's slot), the script atomically.
+    for (prefix, limits) in [
+        ("cmp1:", Limits::quotas(&[quota("10/s", 3)], None)),
+        ("cmp2:", Limits::quotas(&[], Some(quota("40/s", 5)))),
+    ] {
+        let shared = RedisStore::new(settings(&redis, prefix), limits.clone()).unwrap();
+        let local = MemoryStore::with_limits(limits, 0);
+        for key in [1u64, 2] {
+            for i in 0..8 {
+                let (r, m) = (
+                    admit(&shared, key, QuotaClass::RequestCode).await,
+                    admit(&local, key, QuotaClass::RequestCode).await,
+                );
+                match (waited(r), waited(m)) {
+                    (None, None) => {}
+                    (Some(a), Some(b)) => {
+                        let diff = a.abs_diff(b);
+                        assert!(
+                            diff < Duration::from_millis(15),
+                            "call {i} of {key}: redis {a:?} vs memory {b:?}"
+                        );
+                    }
+                    other => panic!("call {i} of {key}: the stores disagree: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_round_trip_checks_number_global_and_cooldown_together() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "one:"),
+        Limits::quotas(&[quota("1/s", 1)], Some(quota("100/s", 10))),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 7, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    let before = script_calls(&redis).await;
+    let a = admit(&store, 7, QuotaClass::RequestCode).await;
+    assert!(
+        matches!(
+            a,
+            Admission::Wait {
+                scope: Scope::Number,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    assert_eq!(
+        script_calls(&redis).await,
+        (before.0 + 1, before.1),
+        "one EVALSHA, no EVAL"
+    );
+}
+
+/// (EVALSHA calls, EVAL calls) so far.
+async fn script_calls(redis: &RedisServer) -> (u64, u64) {
+    let text = redis.cli(&["INFO", "commandstats"]).await;
+    let calls = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (calls("evalsha"), calls("eval"))
+}
+
+#[tokio::test]
+async fn cooldowns_are_set_capped_and_expire() {
+    let redis = RedisServer::start().await;
+    let mut limits = Limits::quotas(&[], None);
+    limits.max_cooldown = Duration::from_millis(400);
+    let store = RedisStore::new(settings(&redis, "cd:"), limits).unwrap();
+    store.learn(
+        Some(5),
+        QuotaClass::RequestCode,
+        Lesson::Throttled {
+            wait: Duration::from_secs(3600),
+            app_wide: false,
+        },
+    );
+    // The lesson is recorded beside the call; wait (bounded) until it lands.
+    let mut cooled = None;
+    for _ in 0..100 {
+        if let Admission::Wait {
+            wait,
+            scope: Scope::Cooldown,
+        } = admit(&store, 5, QuotaClass::RequestCode).await
+        {
+            cooled = Some(wait);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wait = cooled.expect("the cooldown was recorded");
+    assert!(wait <= Duration::from_millis(400), "capped: {wait:?}");
+    assert_eq!(
+        admit(&store, 5, QuotaClass::VerifyCode).await,
+        Admission::Go,
+        "per class"
+    );
+    assert_eq!(
+        admit(&store, 6, QuotaClass::RequestCode).await,
+        Admission::Go,
+        "per number"
+    );
+    let pttl: i64 = redis
+        .cli(&["PTTL", "cd:cd:request_code:5"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 401, "{pttl}");
+    let started = Instant::now();
+    while admit(&store, 5, QuotaClass::RequestCode).await != Admission::Go {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the cooldown expires"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_key_expires_when_idle_so_dbsize_returns_to_zero() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "ttl:"),
+        Limits::quotas(&[quota("2/s", 1)], Some(quota("100000/s", 1000))),
+    )
+    .unwrap();
+    for key in 0..50u64 {
+        assert_eq!(
+            admit(&store, key, QuotaClass::RequestCode).await,
+            Admission::Go
+        );
+        admit(&store, key, QuotaClass::Registration).await;
+    }
+    let size: u64 = redis.cli(&["DBSIZE"]).await.trim().parse().unwrap();
+    assert!(size >= 50, "{size}");
+    let ttl = redis.cli(&["PTTL", "ttl:q0:7"]).await;
+    assert!(
+        ttl.trim().parse::<i64>().unwrap() > 0,
+        "every key has a TTL: {ttl}"
+    );
+    // Registration logs live 72 h by design; everything else must be gone within 1 s.
+    redis
+        .cli(&[
+            "EVAL",
+            "for _, k in ipairs(redis.call('KEYS', 'ttl:reg:*')) do redis.call('DEL', k) end",
+            "0",
+        ])
+        .await;
+    let started = Instant::now();
+    loop {
+        let size: u64 = redis.cli(&["DBSIZE"]).await.trim().parse().unwrap();
+        if size == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "DBSIZE still {size}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_script_is_loaded_again_after_script_flush() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "ns:"),
+        Limits::quotas(&[quota("1/s", 1)], None),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    assert_eq!(redis.cli(&["SCRIPT", "FLUSH"]).await.trim(), "OK");
+    let a = admit(&store, 1, QuotaClass::RequestCode).await;
+    assert!(
+        matches!(
+            a,
+            Admission::Wait {
+                scope: Scope::Number,
+                ..
+            }
+        ),
+        "answered by Redis after NOSCRIPT: {a:?}"
+    );
+    assert!(!store.is_in_outage());
+}
+
+#[tokio::test]
+async fn the_redis_password_never_shows() {
+    let mut cfg = StackConfig::default();
+    cfg.rate_limit.store.kind = StoreKind::Redis;
+    cfg.rate_limit.store.url = Some("redis://:FAKE-redis-pass@127.0.0.1:1".parse().unwrap());
+    let text = format!("{cfg:?} {:?}", cfg.rate_limit.store());
+    assert!(!text.contains("FAKE-redis-pass"), "{text}");
+    let out = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
+            .args([
+                "request-code",
+                "--phone-number-id",
+                "1",
+                "--limiter-store",
+                "redis",
+                "--base-url",
+                "http://127.0.0.1:1",
+                "-vv",
+                "--attempt-timeout",
+                "100ms",
+                "--max-attempts",
+                "1",
+            ])
+            .env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")
+            .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("FAKE-redis-pass"), "{all}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
+        .args(["request-code", "--help"])
+        .env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("FAKE-redis-pass"));
+}
+
+/// Per number, the most arrivals in any window of `period`.
+fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
+    times.sort();
+    (0..times.len())
+        .map(|k| {
+            times[k..]
+                .iter()
+                .take_while(|t| **t - times[k] < period)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Three replicas (separate stacks and connections) drive 20 numbers for `run`.
+async fn three_replicas(recorder: &Recorder, config: impl Fn() -> StackConfig, run: Duration) {
+    let replicas: Vec<Client> = (0..3).map(|_| client(config())).collect();
+    let end = Instant::now() + run;
+    let mut tasks = Vec::new();
+    for (r, c) in replicas.iter().enumerate() {
+        for w in 0..6u64 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = w + r as u64 * 7;
+                while Instant::now() < end {
+                    let _ = c.request_code(request(&(3000 + i % 20).to_string())).await;
+                    i += 1;
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let _ = recorder;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_each_numbers_quota_through_one_redis() {
+    let redis = RedisServer::start().await;
+    let recorder = Recorder::start(|_, _| None).await;
+    let q = quota("5/s", 1);
+    let run = Duration::from_secs(2);
+    three_replicas(&recorder, || redis_config(&recorder.base(), &redis, q), run).await;
+    let mut by_number = recorder.times_by_number();
+    let worst = by_number
+        .values_mut()
+        .map(|t| max_in_window(t, Duration::from_secs(1)))
+        .max()
+        .unwrap();
+    let total: usize = by_number.values().map(Vec::len).sum();
+    let capacity = 20.0 * 5.0 * run.as_secs_f64();
+    eprintln!("redis store, 3 replicas: {total} calls reached the server (capacity {capacity}), worst 1 s window {worst} (quota 5 + burst 1)");
+    assert!(worst <= 6, "a number got {worst} calls in one second");
+    assert!(total as f64 >= 0.95 * capacity, "{total} of {capacity}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_store_overshoots_with_three_replicas() {
+    let recorder = Recorder::start(|_, _| None).await;
+    let run = Duration::from_secs(1);
+    three_replicas(
+        &recorder,
+        || {
+            let mut c = client_config(&recorder.base());
+            c.rate_limit.per_number = vec![quota("5/s", 1)];
+            c.retry.enabled = false;
+            c
+        },
+        run,
+    )
+    .await;
+    let mut by_number = recorder.times_by_number();
+    let worst = by_number
+        .values_mut()
+        .map(|t| max_in_window(t, Duration::from_secs(1)))
+        .max()
+        .unwrap();
+    eprintln!("memory store, 3 replicas: worst 1 s window {worst} (quota 5 + burst 1)");
+    assert!(worst > 6, "each replica allows the full quota on its own");
+}
+
+fn throttle_answer() -> Vec<u8> {
+    let body = r#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true}}"#;
+    let usage = r#"{"77":[{"estimated_time_to_regain_access":1}]}"#;
+    format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nx-business-use-case-usage: {usage}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_throttle_seen_by_one_replica_stops_every_replica_for_that_number() {
+    let redis = RedisServer::start().await;
+    let recorder = Recorder::start(|id, _| (id == "77").then(throttle_answer)).await;
+    let replicas: Vec<Client> = (0..3)
+        .map(|_| client(redis_config(&recorder.base(), &redis, quota("100/s", 10))))
+        .collect();
+    let e = replicas[0].request_code(request("77")).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(429));
+    // The cooldown lands beside the answer; wait (bounded) until Redis has it.
+    let started = Instant::now();
+    while redis
+        .cli(&["EXISTS", "wa-verify:cd:request_code:77"])
+        .await
+        .trim()
+        != "1"
+    {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pttl: i64 = redis
+        .cli(&["PTTL", "wa-verify:cd:request_code:77"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (59_000..=60_001).contains(&pttl),
+        "cooldown of Meta's minute: {pttl}"
+    );
+    for c in &replicas[1..] {
+        let e = c.request_code(request("77")).await.unwrap_err();
+        assert!(e.is_local() && e.kind() == ErrorKind::RateLimited, "{e}");
+        assert!(e.retry_after().unwrap() > Duration::from_secs(58));
+        c.request_code(request("78")).await.unwrap();
+    }
+    assert_eq!(
+        recorder.count_for("77"),
+        1,
+        "no replica called the number again"
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_codes_pause_verify_code_on_every_replica() {
+    let redis = RedisServer::start().await;
+    let wrong = || {
+        let body = r#"{"error":{"message":"Verify code error","type":"OAuthException","code":136025,"error_subcode":2388093}}"#;
+        format!("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    };
+    let recorder = Recorder::start(move |_, op| (op == "verify_code").then(wrong)).await;
+    let config = || {
+        let mut c = redis_config(&recorder.base(), &redis, quota("100/s", 10));
+        c.rate_limit.wrong_codes = Some(wa_verify_core::config::WindowConfig {
+            max: 5,
+            window: Duration::from_millis(800),
+        });
+        c
+    };
+    let replicas: Vec<Client> = (0..3).map(|_| client(config())).collect();
+    for i in 0..5 {
+        let e = replicas[i % 3]
+            .verify_code(verify("55", "123456"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WrongCode);
+    }
+    let started = Instant::now();
+    let refused = loop {
+        let e = replicas[2]
+            .verify_code(verify("55", "123456"))
+            .await
+            .unwrap_err();
+        if e.is_local() {
+            break e;
+        }
+        // The fifth lesson may still be on its way to Redis.
+        assert!(started.elapsed() < Duration::from_secs(1), "{e}");
+    };
+    assert_eq!(refused.kind(), ErrorKind::RateLimited);
+    let upstream = recorder.count_for("55");
+    assert!(replicas[0]
+        .verify_code(verify("55", "123456"))
+        .await
+        .unwrap_err()
+        .is_local());
+    assert_eq!(
+        recorder.count_for("55"),
+        upstream,
+        "no call upstream while paused"
+    );
+    let started = Instant::now();
+    loop {
+        let e = replicas[1]
+            .verify_code(verify("55", "123456"))
+            .await
+            .unwrap_err();
+        if !e.is_local() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the window passes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_quotas_bind_together_in_one_script() {
+    let redis = RedisServer::start().await;
+    // A short quota against bursts and a long one against abuse, scaled to test time:
+    // 1 per 200 ms (burst 1) and 3 per 2 s.
+    let store = RedisStore::new(
+        settings(&redis, "two:"),
+        Limits::quotas(&[quota("1/200ms", 1), quota("3/2s", 3)], None),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    let short = waited(admit(&store, 1, QuotaClass::RequestCode).await).unwrap();
+    assert!(
+        short <= Duration::from_millis(200),
+        "the short quota binds: {short:?}"
+    );
+    let mut granted = 1;
+    let started = Instant::now();
+    let long = loop {
+        match admit(&store, 1, QuotaClass::RequestCode).await {
+            Admission::Go => granted += 1,
+            Admission::Wait { wait, .. } if wait > Duration::from_millis(200) => break wait,
+            Admission::Wait { wait, .. } => tokio::time::sleep(wait).await,
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+    };
+    assert_eq!(granted, 3, "the long quota allows 3");
+    assert!(
+        long > Duration::from_millis(200),
+        "then the long quota binds: {long:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_falls_back_to_the_local_share_and_returns() {
+    let mut redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "kill:"),
+        Limits::quotas(&[quota("10/s", 3)], None),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    redis.kill();
+    // Calls go on under the local share: 10/s over 3 replicas, burst 3/3 = 1.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        answers.push(admit(&store, 2, QuotaClass::RequestCode).await);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "no call hangs"
+        );
+    }
+    assert!(store.is_in_outage());
+    assert_eq!(answers[0], Admission::Go);
+    let wait = waited(answers[1]).expect("the local share binds");
+    assert!(
+        wait > Duration::from_millis(100) && wait <= Duration::from_millis(300),
+        "{wait:?}"
+    );
+    redis.restart().await;
+    let back = Instant::now();
+    while store.is_in_outage() || admit(&store, 3, QuotaClass::RequestCode).await != Admission::Go {
+        let _ = admit(&store, 4, QuotaClass::RequestCode).await;
+        assert!(
+            back.elapsed() < Duration::from_secs(1),
+            "Redis used again within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let size: u64 = redis.cli(&["DBSIZE"]).await.trim().parse().unwrap();
+    assert!(size > 0, "the state is in Redis again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_takes_the_fallback_within_the_timeout() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "pause:"),
+        Limits::quotas(&[quota("10/s", 3)], None),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    redis.cli(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
+    let started = Instant::now();
+    let a = admit(&store, 2, QuotaClass::RequestCode).await;
+    let took = started.elapsed();
+    assert_eq!(a, Admission::Go, "the local share admits");
+    assert!(
+        took < Duration::from_millis(200),
+        "within the 50 ms timeout (plus scheduling): {took:?}"
+    );
+    assert!(store.is_in_outage());
+    let mut deny = settings(&redis, "deny:");
+    deny.on_store_error = OnStoreError::Deny;
+    let denying = RedisStore::new(deny, Limits::quotas(&[quota("10/s", 3)], None)).unwrap();
+    let a = admit(&denying, 1, QuotaClass::RequestCode).await;
+    assert!(
+        matches!(
+            a,
+            Admission::Wait {
+                scope: Scope::StoreUnavailable,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    let mut allow = settings(&redis, "allow:");
+    allow.on_store_error = OnStoreError::Allow;
+    let allowing = RedisStore::new(allow, Limits::quotas(&[quota("1/h", 1)], None)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            admit(&allowing, 1, QuotaClass::RequestCode).await,
+            Admission::Go
+        );
+    }
+}
