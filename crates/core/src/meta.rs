@@ -2,7 +2,14 @@
 
 use std::time::{Duration, SystemTime};
 
+use http::header::{HeaderName, RETRY_AFTER};
 use http::HeaderMap;
+
+// Typed names: looking them up does not parse a string per request.
+const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-fb-request-id");
+const BUSINESS_USAGE: HeaderName = HeaderName::from_static("x-business-use-case-usage");
+const APP_USAGE: HeaderName = HeaderName::from_static("x-app-usage");
 
 /// The longest wait a server hint may ask for; anything above is clamped, so a hostile or
 /// broken header cannot park a caller for years.
@@ -24,24 +31,24 @@ impl ResponseMeta {
     /// Reads the headers Meta sends: `x-fb-trace-id`, `x-fb-request-id`, `Retry-After`,
     /// `X-Business-Use-Case-Usage` and `X-App-Usage`. Malformed values are ignored.
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Self {
-        let text = |name: &str| {
+        let text = |name: &HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
         };
-        let business_use_case_usage = text("x-business-use-case-usage");
-        let app_usage = text("x-app-usage");
+        let business_use_case_usage = text(&BUSINESS_USAGE);
+        let app_usage = text(&APP_USAGE);
         let regain_access = [&business_use_case_usage, &app_usage]
             .into_iter()
             .flatten()
             .filter_map(|h| regain_access(h))
             .max();
         Self {
-            fbtrace_id: text("x-fb-trace-id"),
-            request_id: text("x-fb-request-id"),
-            retry_after: text("retry-after").and_then(|v| retry_after(&v, now)),
+            fbtrace_id: text(&TRACE_ID),
+            request_id: text(&REQUEST_ID),
+            retry_after: text(&RETRY_AFTER).and_then(|v| retry_after(&v, now)),
             regain_access,
             business_use_case_usage,
             app_usage,
