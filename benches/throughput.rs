@@ -454,6 +454,153 @@ async fn under_rate_limits(full: bool) {
     assert_eq!(over, 0, "no window over quota");
 }
 
+/// A `redis-server` of the harness's own on a free loopback port, persistence off.
+struct RedisProc {
+    child: Child,
+    url: String,
+}
+
+impl RedisProc {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server; .ci/run does)");
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, url };
+            }
+            std::thread::yield_now();
+            let _ = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "PING"])
+                .output();
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Redis store: checks per second and latency per check, and the full stack with it
+/// against the memory store in the same run.
+async fn redis_store(full: bool) {
+    use wa_verify_core::config::StoreKind;
+    use wa_verify_core::rate_limit::redis::{RedisSettings, RedisStore};
+    use wa_verify_core::rate_limit::{Acquire, Limits, OnStoreError, QuotaClass, RateLimitStore};
+
+    let redis = RedisProc::start();
+    let store = RedisStore::new(
+        RedisSettings {
+            url: redis.url.parse().unwrap(),
+            key_prefix: "bench:".into(),
+            timeout: Duration::from_millis(50),
+            on_store_error: OnStoreError::Local,
+            replicas: 1,
+        },
+        Limits::quotas(&[support::never_binding()], Some(support::never_binding())),
+    )
+    .unwrap();
+    let time = if full {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_millis(200)
+    };
+    println!(
+        "## Redis store: one script per check (per-number + global + cooldown), {time:?} per row\n"
+    );
+    println!("| concurrency | checks/s | p50 µs | p99 µs | fell back |");
+    println!("|---|---|---|---|---|");
+    for c in [1usize, 64] {
+        let end = Instant::now() + time;
+        let tasks: Vec<_> = (0..c)
+            .map(|t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                    let mut i = t as u64;
+                    while Instant::now() < end {
+                        let sent = Instant::now();
+                        if let Acquire::Pending(f) =
+                            store.acquire(Some(i % 10_000), QuotaClass::RequestCode)
+                        {
+                            f.await;
+                        }
+                        let _ = h.record(sent.elapsed().as_micros().max(1) as u64);
+                        i += c as u64;
+                    }
+                    h
+                })
+            })
+            .collect();
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for t in tasks {
+            h.add(&t.await.unwrap()).unwrap();
+        }
+        println!(
+            "| {c} | {:.0} | {} | {} | {} |",
+            h.len() as f64 / time.as_secs_f64(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            store.is_in_outage()
+        );
+    }
+    let sandbox = SandboxProc::start(Some("[outbox]\nmax_entries = 100000\n"));
+    let memory =
+        Client::from_config(stack_config(&sandbox.base), FAKE_TOKEN.parse().unwrap()).unwrap();
+    let mut cfg = stack_config(&sandbox.base);
+    cfg.rate_limit.store.kind = StoreKind::Redis;
+    cfg.rate_limit.store.url = Some(redis.url.parse().unwrap());
+    let shared = Client::from_config(cfg, FAKE_TOKEN.parse().unwrap()).unwrap();
+    let (rounds, time) = if full {
+        (3, Duration::from_secs(3))
+    } else {
+        (1, Duration::from_millis(200))
+    };
+    println!("\nfull stack at c=64 against the sandbox, memory store vs Redis store:\n");
+    println!("| round | memory req/s | redis req/s | redis / memory |");
+    println!("|---|---|---|---|");
+    for r in 1..=rounds {
+        let m = round(&Peer::Stack(memory.clone()), &sandbox, 64, time).await;
+        let x = round(&Peer::Stack(shared.clone()), &sandbox, 64, time).await;
+        assert_eq!(
+            m.errors + x.errors,
+            0,
+            "{:?} {:?}",
+            m.first_error,
+            x.first_error
+        );
+        println!(
+            "| {r} | {:.0} | {:.0} | {:.3} |",
+            m.rps,
+            x.rps,
+            x.rps / m.rps
+        );
+    }
+    println!();
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if two_cores() {
@@ -470,5 +617,6 @@ fn main() {
     rt.block_on(async {
         peers_vs_bare(full).await;
         under_rate_limits(full).await;
+        redis_store(full).await;
     });
 }

@@ -87,7 +87,8 @@ impl BaseUrl {
 
     /// `{base}/{version}/{id}/{name}` as a `Uri`, without parsing the base again.
     fn join(&self, version: &str, id: &str, name: &str) -> Result<Uri, Error> {
-        let mut path = String::with_capacity(self.path.len() + version.len() + id.len() + name.len() + 3);
+        let mut path =
+            String::with_capacity(self.path.len() + version.len() + id.len() + name.len() + 3);
         path.push_str(&self.path);
         for part in [version, id, name] {
             path.push('/');
@@ -96,11 +97,12 @@ impl BaseUrl {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(
-            PathAndQuery::try_from(path)
-                .map_err(|e| Error::invalid_input(format!("could not build the request path: {e}")))?,
-        );
-        Uri::from_parts(parts).map_err(|e| Error::invalid_input(format!("could not build the request URI: {e}")))
+        parts.path_and_query =
+            Some(PathAndQuery::try_from(path).map_err(|e| {
+                Error::invalid_input(format!("could not build the request path: {e}"))
+            })?);
+        Uri::from_parts(parts)
+            .map_err(|e| Error::invalid_input(format!("could not build the request URI: {e}")))
     }
 }
 
@@ -285,9 +287,11 @@ impl<S> Graph<S> {
     fn build<O: Operation>(&self, op: &O) -> Result<http::Request<RequestBody>, Error> {
         let s = &*self.settings;
         let (content_type, body) = encode(s.encoding, op);
-        let uri = s
-            .base_url
-            .join(s.api_version.as_str(), op.phone_number_id().as_str(), op.name())?;
+        let uri = s.base_url.join(
+            s.api_version.as_str(),
+            op.phone_number_id().as_str(),
+            op.name(),
+        )?;
         // Typed header names and a prepared URI: nothing is parsed again per request.
         let mut req = http::Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
