@@ -492,10 +492,13 @@ impl RedisProc {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server; .ci/run does)");
-        let url = format!("redis://127.0.0.1:{port}");
+        let me = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, url };
+                return me;
             }
             std::thread::yield_now();
             let _ = Command::new("redis-cli")
@@ -566,7 +569,7 @@ async fn redis_store(full: bool) {
             .collect();
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
         for t in tasks {
-            h.add(&t.await.unwrap()).unwrap();
+            h.add(t.await.unwrap()).unwrap();
         }
         println!(
             "| {c} | {:.0} | {} | {} | {} |",

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{HeaderName, RETRY_AFTER};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 // Typed names: looking them up does not parse a string per request.
 const TRACE_ID: HeaderName = HeaderName::from_static("x-fb-trace-id");
@@ -18,8 +18,9 @@ pub const MAX_HINT: Duration = Duration::from_secs(72 * 3600);
 /// Metadata of one HTTP answer, successful or not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseMeta {
-    fbtrace_id: Option<String>,
-    request_id: Option<String>,
+    // Header values, not Strings: cloning one shares its bytes, no allocation per answer.
+    fbtrace_id: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
     retry_after: Option<Duration>,
     regain_access: Option<Duration>,
     business_use_case_usage: Option<String>,
@@ -46,8 +47,8 @@ impl ResponseMeta {
             .filter_map(|h| regain_access(h))
             .max();
         Self {
-            fbtrace_id: text(&TRACE_ID),
-            request_id: text(&REQUEST_ID),
+            fbtrace_id: visible(headers, &TRACE_ID),
+            request_id: visible(headers, &REQUEST_ID),
             retry_after: text(&RETRY_AFTER).and_then(|v| retry_after(&v, now)),
             regain_access,
             business_use_case_usage,
@@ -58,12 +59,12 @@ impl ResponseMeta {
 
     /// The `x-fb-trace-id` header: quote it to Meta support.
     pub fn fbtrace_id(&self) -> Option<&str> {
-        self.fbtrace_id.as_deref()
+        self.fbtrace_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
     /// The `x-fb-request-id` header.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
     /// The `Retry-After` header (seconds or HTTP date), clamped to [`MAX_HINT`].
@@ -100,6 +101,14 @@ impl ResponseMeta {
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.attempts = attempts;
     }
+}
+
+/// A header whose value is visible ASCII and not blank, shared rather than copied.
+fn visible(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    headers
+        .get(name)
+        .filter(|v| v.to_str().is_ok_and(|s| !s.trim().is_empty()))
+        .cloned()
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).

@@ -35,7 +35,7 @@ pin_project! {
         Reading {
             #[pin]
             body: B,
-            buf: Vec<u8>,
+            buf: Body,
             status: StatusCode,
             meta: Option<ResponseMeta>,
         },
@@ -98,7 +98,7 @@ where
                     }
                     this.state.set(State::Reading {
                         body,
-                        buf: Vec::new(),
+                        buf: Body::Empty,
                         status: parts.status,
                         meta: Some(meta),
                     });
@@ -114,11 +114,11 @@ where
                         match ready!(body.as_mut().poll_frame(cx)) {
                             None => break Ok(()),
                             Some(Ok(frame)) => {
-                                if let Some(data) = frame.data_ref() {
+                                if let Ok(data) = frame.into_data() {
                                     if buf.len() + data.len() > *this.limit {
                                         break Err(None);
                                     }
-                                    buf.extend_from_slice(data);
+                                    buf.push(data);
                                 }
                             }
                             Some(Err(e)) => {
@@ -129,7 +129,7 @@ where
                     };
                     let meta = meta.take().unwrap_or_default();
                     let status = *status;
-                    let buf = std::mem::take(buf);
+                    let buf = std::mem::take(buf).into_bytes();
                     this.state.set(State::Failed { error: None });
                     return Poll::Ready(match result {
                         Ok(()) => decode(status, meta, &buf),
@@ -144,6 +144,49 @@ where
                     });
                 }
             }
+        }
+    }
+}
+
+/// The answer's bytes: one frame is kept as is (the common case), more are joined.
+#[derive(Default)]
+enum Body {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(Vec<u8>),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Empty => 0,
+            Body::One(b) => b.len(),
+            Body::Many(v) => v.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::take(self) {
+            Body::Empty => Body::One(data),
+            Body::One(first) => {
+                let mut v = Vec::with_capacity(first.len() + data.len());
+                v.extend_from_slice(&first);
+                v.extend_from_slice(&data);
+                Body::Many(v)
+            }
+            Body::Many(mut v) => {
+                v.extend_from_slice(&data);
+                Body::Many(v)
+            }
+        };
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Body::Empty => Bytes::new(),
+            Body::One(b) => b,
+            Body::Many(v) => v.into(),
         }
     }
 }
