@@ -460,3 +460,52 @@ async fn the_axum_example_answers_a_real_request_to_its_route() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_data_and_unknown_fields_reach_the_json_and_the_text_says_what_to_do() {
+    let body = r#"{"error":{"message":"Request code error","type":"OAuthException","code":136024,"error_subcode":2388091,"is_transient":false,"error_user_title":"Request code error","error_user_msg":"Please try again after a while.","error_data":{"messaging_product":"whatsapp","details":"wait 10 minutes"},"href":"https://developers.facebook.com/docs","brand_new_field":{"x":1},"fbtrace_id":"TraceFromBody123"}}"#;
+    let server =
+        Scripted::start(move |_| Script::Bytes(http_answer(400, "application/json", body, "")))
+            .await;
+    let base = server.base();
+    let json_out = run(with_token(
+        wa(&[
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--base-url",
+            &base,
+            "--output",
+            "json",
+        ]),
+        FAKE_TOKEN,
+    ))
+    .await;
+    assert_eq!(json_out.status.code(), Some(1));
+    let v = json(&json_out);
+    assert_eq!(v["error"]["kind"], "rate_limited");
+    assert_eq!(v["error"]["meaning"], "request_code_throttled");
+    assert_eq!(v["error"]["error_data"]["details"], "wait 10 minutes");
+    assert_eq!(v["error"]["extra"]["brand_new_field"]["x"], 1);
+    assert_eq!(v["error"]["href"], "https://developers.facebook.com/docs");
+    assert_eq!(v["fbtrace_id"], "TraceFromBody123");
+    assert_eq!(v["attempts"], 1, "136024 is never retried");
+    let text_out = run(with_token(
+        wa(&[
+            "request-code",
+            "--phone-number-id",
+            "1",
+            "--base-url",
+            &base,
+        ]),
+        FAKE_TOKEN,
+    ))
+    .await;
+    let text = String::from_utf8_lossy(&text_out.stderr);
+    assert!(text.contains("Please try again after a while."), "{text}");
+    assert!(
+        text.contains("what to do: too many code requests"),
+        "{text}"
+    );
+    assert!(text.contains("fbtrace_id: TraceFromBody123"), "{text}");
+}

@@ -1,3 +1,5 @@
+//! The rate-limit layer and service: one store answer per call, waiting up to `max_wait`.
+
 use std::task::{Context, Poll};
 use std::time::Duration;
 
