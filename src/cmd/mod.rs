@@ -10,13 +10,14 @@ mod verify_code;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tower::Service;
 use wa_verify_core::auth::Token;
 use wa_verify_core::config::{duration, StackConfig, StoreKind};
 use wa_verify_core::rate_limit::{Quota, Rate};
-use wa_verify_core::{Client, Error};
+use wa_verify_core::{Client, Error, Operation, Response, Stack};
 use wa_verify_sandbox::{Sandbox, SandboxHandle};
 
-use crate::output::Format;
+use crate::output::{self, Format};
 
 /// Exit code: the API said `success: true`.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -225,6 +226,35 @@ impl CommonArgs {
             format,
         })
     }
+}
+
+/// Runs one operation the way every calling subcommand does: validate, start the sandbox
+/// if asked, call through the full stack, print, and return the exit code.
+pub(crate) async fn call<O>(
+    common: &CommonArgs,
+    op: Result<O, Error>,
+    text: impl FnOnce(&Response<O::Output>) -> String,
+) -> u8
+where
+    O: Operation,
+    Stack: Service<O, Response = Response<O::Output>, Error = Error>,
+{
+    let format = common.format().unwrap_or_default();
+    let prepared = match op {
+        Ok(op) => common.prepare().await.map(|p| (op, p)),
+        Err(e) => Err(e),
+    };
+    let (op, p) = match prepared {
+        Ok(x) => x,
+        Err(e) => return output::refused(format, &e),
+    };
+    let name = op.name();
+    let result = p.client.call(op).await;
+    let code = output::outcome(p.format, name, &result, text);
+    if let Some(sb) = p.sandbox {
+        sb.shutdown().await;
+    }
+    code
 }
 
 /// Reads the token from a file or the environment; never echoes it.

@@ -78,24 +78,11 @@ impl RegisterArgs {
 }
 
 pub(crate) async fn run(args: RegisterArgs) -> u8 {
-    let format = args.common.format().unwrap_or_default();
-    let prepared = match args.operation() {
-        Ok(op) => args.common.prepare().await.map(|p| (op, p)),
-        Err(e) => Err(e),
-    };
-    let (op, p) = match prepared {
-        Ok(x) => x,
-        Err(e) => return output::refused(format, &e),
-    };
-    let result = p.client.register(op).await;
-    let code = output::outcome(p.format, "register", &result, |r| {
+    super::call(&args.common, args.operation(), |r| {
         let details = output::details(r.attempts(), r.fbtrace_id());
         format!("number {} registered{details}", args.phone_number_id)
-    });
-    if let Some(sb) = p.sandbox {
-        sb.shutdown().await;
-    }
-    code
+    })
+    .await
 }
 
 #[derive(Debug, Args)]
@@ -108,22 +95,13 @@ pub(crate) struct DeregisterArgs {
 }
 
 pub(crate) async fn run_deregister(args: DeregisterArgs) -> u8 {
-    let format = args.common.format().unwrap_or_default();
-    let prepared = match args.phone_number_id.parse::<PhoneNumberId>() {
-        Ok(id) => args.common.prepare().await.map(|p| (id, p)),
-        Err(e) => Err(e),
-    };
-    let (id, p) = match prepared {
-        Ok(x) => x,
-        Err(e) => return output::refused(format, &e),
-    };
-    let result = p.client.deregister(Deregister::new(id)).await;
-    let code = output::outcome(p.format, "deregister", &result, |r| {
+    let op = args
+        .phone_number_id
+        .parse::<PhoneNumberId>()
+        .map(Deregister::new);
+    super::call(&args.common, op, |r| {
         let details = output::details(r.attempts(), r.fbtrace_id());
-        format!("number {id} deregistered{details}")
-    });
-    if let Some(sb) = p.sandbox {
-        sb.shutdown().await;
-    }
-    code
+        format!("number {} deregistered{details}", args.phone_number_id)
+    })
+    .await
 }

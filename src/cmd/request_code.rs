@@ -40,23 +40,10 @@ impl RequestCodeArgs {
 }
 
 pub(crate) async fn run(args: RequestCodeArgs) -> u8 {
-    let format = args.common.format().unwrap_or_default();
-    let prepared = match args.operation() {
-        Ok(op) => args.common.prepare().await.map(|p| (op, p)),
-        Err(e) => Err(e),
-    };
-    let (op, p) = match prepared {
-        Ok(x) => x,
-        Err(e) => return output::refused(format, &e),
-    };
-    let result = p.client.request_code(op).await;
-    let code = output::outcome(p.format, "request_code", &result, |r| {
+    super::call(&args.common, args.operation(), |r| {
         let method = args.method.to_uppercase();
         let details = output::details(r.attempts(), r.fbtrace_id());
         format!("code sent to {} by {method}{details}", args.phone_number_id)
-    });
-    if let Some(sb) = p.sandbox {
-        sb.shutdown().await;
-    }
-    code
+    })
+    .await
 }

@@ -36,22 +36,9 @@ impl VerifyCodeArgs {
 }
 
 pub(crate) async fn run(args: VerifyCodeArgs) -> u8 {
-    let format = args.common.format().unwrap_or_default();
-    let prepared = match args.operation() {
-        Ok(op) => args.common.prepare().await.map(|p| (op, p)),
-        Err(e) => Err(e),
-    };
-    let (op, p) = match prepared {
-        Ok(x) => x,
-        Err(e) => return output::refused(format, &e),
-    };
-    let result = p.client.verify_code(op).await;
-    let code = output::outcome(p.format, "verify_code", &result, |r| {
-        format!("number {} verified", args.phone_number_id)
-            + &output::details(r.attempts(), r.fbtrace_id())
-    });
-    if let Some(sb) = p.sandbox {
-        sb.shutdown().await;
-    }
-    code
+    super::call(&args.common, args.operation(), |r| {
+        let details = output::details(r.attempts(), r.fbtrace_id());
+        format!("number {} verified{details}", args.phone_number_id)
+    })
+    .await
 }

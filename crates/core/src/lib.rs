@@ -75,6 +75,27 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
+/// `get_ref`, `get_mut` and `into_inner` for a wrapper whose inner service is `self.inner`
+/// (tower-http's `define_inner_service_accessors!`).
+macro_rules! inner_service_accessors {
+    () => {
+        /// A reference to the inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// A mutable reference to the inner service.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// The inner service.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+
 pub mod auth;
 mod client;
 pub mod config;

@@ -269,20 +269,7 @@ impl<S> Graph<S> {
         GraphLayer::new(base_url).layer(inner)
     }
 
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 
     fn build<O: Operation>(&self, op: &O) -> Result<http::Request<RequestBody>, Error> {
         let s = &*self.settings;

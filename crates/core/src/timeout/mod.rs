@@ -83,20 +83,7 @@ macro_rules! timeout_middleware {
                 $layer::new(timeout)
             }
 
-            /// A reference to the inner service.
-            pub fn get_ref(&self) -> &S {
-                &self.inner
-            }
-
-            /// A mutable reference to the inner service.
-            pub fn get_mut(&mut self) -> &mut S {
-                &mut self.inner
-            }
-
-            /// The inner service.
-            pub fn into_inner(self) -> S {
-                self.inner
-            }
+            inner_service_accessors!();
         }
 
         impl<S, R> Service<R> for $service<S>
