@@ -419,6 +419,12 @@ fn spec_error(status: u16) -> GraphApiError {
     }
 }
 
+/// The spec's error answer for a status.
+fn spec_reply(status: u16) -> Reply {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    Reply::error(code, spec_error(status))
+}
+
 /// An `answer` fault: `status` with the chosen body.
 fn answer(status: u16, body: FaultBody) -> Reply {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -523,16 +529,7 @@ impl Call<'_> {
             Err(e) => return bad_param(format!("Invalid parameter: {}", e.0)),
         };
         if !authorized(app, headers, &params) {
-            return Reply::error(
-                StatusCode::UNAUTHORIZED,
-                graph_error(
-                    "Invalid OAuth access token - Cannot parse access token",
-                    "OAuthException",
-                    190,
-                    Some(463),
-                    None,
-                ),
-            );
+            return spec_reply(401);
         }
         if version.parse::<ApiVersion>().is_err() {
             return bad_param(format!(
@@ -549,40 +546,13 @@ impl Call<'_> {
             return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
         }
         if app.numbers.as_ref().is_some_and(|n| !n.contains(id)) {
-            return Reply::error(
-                StatusCode::NOT_FOUND,
-                graph_error(
-                    "Phone number not found",
-                    "GraphMethodException",
-                    803,
-                    None,
-                    None,
-                ),
-            );
+            return spec_reply(404);
         }
         if app.not_permitted.contains(id) {
-            return Reply::error(
-                StatusCode::FORBIDDEN,
-                graph_error(
-                    "Your app doesn't have permission to access this phone number",
-                    "OAuthException",
-                    200,
-                    Some(1_349_174),
-                    None,
-                ),
-            );
+            return spec_reply(403);
         }
         if app.not_eligible.contains(id) {
-            return Reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                graph_error(
-                    "Phone number is not eligible for verification at this time",
-                    "GraphMethodException",
-                    100,
-                    None,
-                    None,
-                ),
-            );
+            return spec_reply(422);
         }
         if let Some(store) = &app.app_quota {
             if let Acquire::Ready(Admission::Wait { wait, .. }) =
