@@ -235,7 +235,7 @@ async fn register_is_retried_when_the_connection_was_refused() {
 
 #[tokio::test]
 async fn a_full_onboarding_traces_and_prints_no_secret() {
-    let (out, _guard) = crate::tracing::capture();
+    let (out, _guard) = crate::tracing::capture().await;
     let sb = sandbox(SandboxConfig::default()).await;
     let c = client(client_config(sb.base_url().as_str()));
     let requested = Onboarding::new(c, id("31"))

@@ -17,9 +17,22 @@ impl Captured {
     }
 }
 
-impl Write for Captured {
+thread_local! {
+    /// The capture of the test running on this thread, if it captures.
+    static SINK: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to this thread's capture, or nowhere.
+#[derive(Clone, Copy)]
+struct ThreadSink;
+
+impl Write for ThreadSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        SINK.with(|s| {
+            if let Some(c) = s.borrow_mut().as_mut() {
+                c.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -28,30 +41,44 @@ impl Write for Captured {
     }
 }
 
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
+impl<'a> MakeWriter<'a> for ThreadSink {
+    type Writer = ThreadSink;
 
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
+    fn make_writer(&'a self) -> ThreadSink {
+        *self
     }
 }
 
-/// A TRACE-level subscriber for this thread, writing span closes with their fields.
-pub(crate) fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+/// A capture in progress on this thread; capturing stops when it is dropped.
+pub(crate) struct Capture(());
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        SINK.with(|s| s.borrow_mut().take());
+    }
+}
+
+/// Captures TRACE output (span closes with their fields) of everything that runs on this
+/// test's thread. One global subscriber serves every test: scoped subscribers on parallel
+/// test threads make tracing's per-callsite interest cache race, and spans go missing.
+pub(crate) async fn capture() -> (Captured, Capture) {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(ThreadSink)
+            .try_init();
+    });
     let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(out.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    (out, guard)
+    SINK.with(|s| *s.borrow_mut() = Some(out.clone()));
+    (out, Capture(()))
 }
 
 #[tokio::test]
 async fn a_failing_call_records_the_servers_fbtrace_id_and_no_secret() {
-    let (out, _guard) = capture();
+    let (out, _guard) = capture().await;
     let sb = sandbox(SandboxConfig::from_toml("not_permitted = [\"77\"]").unwrap()).await;
     let c = client(client_config(sb.base_url().as_str()));
     let e = c.request_code(request("77")).await.unwrap_err();
@@ -136,4 +163,55 @@ async fn debug_of_every_config_handle_and_error_shows_no_secret() {
         assert!(!t.contains(&code), "code in {t}");
     }
     sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_attempt_gets_a_child_span_with_the_wait_before_it() {
+    let (out, _guard) = capture().await;
+    let mut cfg = SandboxConfig::default();
+    cfg.number_faults.insert(
+        "60".into(),
+        wa_verify_sandbox::NumberFault::times(wa_verify_sandbox::FaultKind::Transient500, 2),
+    );
+    let sb = sandbox(cfg).await;
+    let mut ccfg = client_config(sb.base_url().as_str());
+    ccfg.retry.initial_backoff = std::time::Duration::from_millis(3);
+    ccfg.retry.max_backoff = std::time::Duration::from_millis(20);
+    let answer = client(ccfg).request_code(request("60")).await.unwrap();
+    assert_eq!(answer.attempts(), 3);
+    let text = out.text();
+    let attempts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("attempt{") && l.contains("close"))
+        .collect();
+    assert_eq!(attempts.len(), 3, "{text}");
+    assert!(
+        attempts[0].contains("attempt=1") && attempts[0].contains("backoff_wait_ms=0"),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        attempts[0].contains("http.response.status_code=500"),
+        "{}",
+        attempts[0]
+    );
+    assert!(
+        attempts[1].contains("attempt=2") && attempts[1].contains("backoff_wait_ms=3"),
+        "{}",
+        attempts[1]
+    );
+    assert!(
+        attempts[2].contains("attempt=3") && attempts[2].contains("backoff_wait_ms=6"),
+        "{}",
+        attempts[2]
+    );
+    assert!(
+        attempts.iter().all(|l| l.contains("request_code{")),
+        "children of the call span"
+    );
+    let retries = text
+        .lines()
+        .filter(|l| l.contains("retrying") && l.contains("reason=\"retryable\""))
+        .count();
+    assert_eq!(retries, 2, "one event per retry decision saying why");
 }

@@ -117,7 +117,7 @@ pub use self::error::{Error, ErrorKind, GraphApiError, TimeoutKind};
 pub use self::meaning::Meaning;
 pub use self::meta::{ResponseMeta, MAX_HINT};
 pub use self::operation::{
-    ApiVersion, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
+    ApiVersion, Attempt, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
     RequestCodeResponse, RetryMode, Succeeded, VerificationCode, VerifyCode, VerifyCodeResponse,
 };
 pub use self::response::Response;

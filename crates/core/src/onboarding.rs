@@ -51,8 +51,9 @@ use crate::client::{Client, Stack};
 use crate::error::Error;
 use crate::graph::RequestBody;
 use crate::operation::{
-    shown, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode, RequestCodeResponse,
-    RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode, VerifyCodeResponse,
+    shown, Attempt, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
+    RequestCodeResponse, RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode,
+    VerifyCodeResponse,
 };
 use crate::rate_limit::QuotaClass;
 use crate::response::Response;
@@ -200,6 +201,7 @@ pub struct Register {
     backup: Option<Backup>,
     tier: Option<Tier>,
     region: Option<Region>,
+    attempt: Attempt,
 }
 
 impl Register {
@@ -211,6 +213,7 @@ impl Register {
             backup: None,
             tier: None,
             region: None,
+            attempt: Attempt::default(),
         }
     }
 
@@ -280,18 +283,30 @@ impl Operation for Register {
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::Registration
     }
+
+    fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    fn set_attempt(&mut self, attempt: Attempt) {
+        self.attempt = attempt;
+    }
 }
 
 /// `POST /{version}/{phone_number_id}/deregister`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deregister {
     phone_number_id: PhoneNumberId,
+    attempt: Attempt,
 }
 
 impl Deregister {
     /// Deregisters `phone_number_id`.
     pub fn new(phone_number_id: PhoneNumberId) -> Self {
-        Self { phone_number_id }
+        Self {
+            phone_number_id,
+            attempt: Attempt::default(),
+        }
     }
 }
 
@@ -314,6 +329,14 @@ impl Operation for Deregister {
 
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::Registration
+    }
+
+    fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    fn set_attempt(&mut self, attempt: Attempt) {
+        self.attempt = attempt;
     }
 }
 

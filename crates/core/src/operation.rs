@@ -404,6 +404,26 @@ pub enum RetryMode {
     OnlyIfNotSent,
 }
 
+/// Which attempt of a call an operation is sent as, and the backoff wait before it. The
+/// retry policy sets it on the copy it sends again; the boundary records it on the
+/// attempt's span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The wait that preceded this attempt.
+    pub waited: std::time::Duration,
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Self {
+            number: 1,
+            waited: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// A typed Graph API call: where it goes, what it sends and what it answers.
 pub trait Operation: Clone + Send + Sync + 'static {
     /// The parsed 200 answer.
@@ -437,6 +457,14 @@ pub trait Operation: Clone + Send + Sync + 'static {
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::Other
     }
+
+    /// Which attempt this is (1 unless the retry policy set another).
+    fn attempt(&self) -> Attempt {
+        Attempt::default()
+    }
+
+    /// Marks this copy as a later attempt; operations that do not track it ignore it.
+    fn set_attempt(&mut self, _attempt: Attempt) {}
 }
 
 /// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.
@@ -452,6 +480,7 @@ pub struct RequestCode {
     code_method: CodeMethod,
     language: Language,
     pre_verified: bool,
+    attempt: Attempt,
 }
 
 impl RequestCode {
@@ -466,6 +495,7 @@ impl RequestCode {
             code_method,
             language,
             pre_verified: false,
+            attempt: Attempt::default(),
         }
     }
 
@@ -510,6 +540,14 @@ impl Operation for RequestCode {
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::RequestCode
     }
+
+    fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    fn set_attempt(&mut self, attempt: Attempt) {
+        self.attempt = attempt;
+    }
 }
 
 /// The 200 answer of `request_code`: `{"success": true}`.
@@ -532,6 +570,7 @@ pub struct VerifyCode {
     phone_number_id: PhoneNumberId,
     code: VerificationCode,
     pre_verified: bool,
+    attempt: Attempt,
 }
 
 impl VerifyCode {
@@ -541,6 +580,7 @@ impl VerifyCode {
             phone_number_id,
             code,
             pre_verified: false,
+            attempt: Attempt::default(),
         }
     }
 
@@ -574,6 +614,14 @@ impl Operation for VerifyCode {
 
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::VerifyCode
+    }
+
+    fn attempt(&self) -> Attempt {
+        self.attempt
+    }
+
+    fn set_attempt(&mut self, attempt: Attempt) {
+        self.attempt = attempt;
     }
 }
 

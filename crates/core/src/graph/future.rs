@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
+use tracing::Span;
 
 use super::decode::decode;
 use crate::error::Error;
@@ -23,6 +24,7 @@ pin_project! {
         #[pin]
         state: State<F, B>,
         limit: usize,
+        span: Span,
         _output: PhantomData<fn() -> T>,
     }
 }
@@ -43,10 +45,11 @@ pin_project! {
 }
 
 impl<F, B, T> ResponseFuture<F, B, T> {
-    pub(crate) fn new(fut: F, limit: usize) -> Self {
+    pub(crate) fn new(fut: F, limit: usize, span: Span) -> Self {
         Self {
             state: State::Calling { fut },
             limit,
+            span,
             _output: PhantomData,
         }
     }
@@ -55,6 +58,7 @@ impl<F, B, T> ResponseFuture<F, B, T> {
         Self {
             state: State::Failed { error: Some(error) },
             limit: 0,
+            span: Span::none(),
             _output: PhantomData,
         }
     }
@@ -79,6 +83,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Failed { error } => {
@@ -90,6 +95,8 @@ where
                 StateProj::Calling { fut } => {
                     let res = ready!(fut.poll(cx)).map_err(Into::into)?;
                     let (parts, body) = res.into_parts();
+                    this.span
+                        .record("http.response.status_code", parts.status.as_u16());
                     let meta = ResponseMeta::from_headers(&parts.headers, SystemTime::now());
                     let declared = http_body::Body::size_hint(&body).lower();
                     if declared > *this.limit as u64 {

@@ -309,8 +309,19 @@ where
     }
 
     fn call(&mut self, op: O) -> Self::Future {
+        let attempt = op.attempt();
+        // A child of the call's span, one per attempt, with the wait that preceded it.
+        let span = tracing::info_span!(
+            "attempt",
+            attempt = attempt.number,
+            backoff_wait_ms = attempt.waited.as_millis() as u64,
+            "http.response.status_code" = tracing::field::Empty,
+        );
         match self.build(&op) {
-            Ok(req) => ResponseFuture::new(self.inner.call(req), self.settings.body_limit),
+            Ok(req) => {
+                let fut = span.in_scope(|| self.inner.call(req));
+                ResponseFuture::new(fut, self.settings.body_limit, span)
+            }
             Err(e) => ResponseFuture::failed(e),
         }
     }

@@ -12,7 +12,7 @@ use tower::retry::Policy;
 use super::backoff::Schedule;
 use super::classify::{classify, RetryClass};
 use crate::error::Error;
-use crate::operation::Operation;
+use crate::operation::{Attempt, Operation};
 use crate::rate_limit::Lesson;
 use crate::response::Response;
 
@@ -256,8 +256,12 @@ where
                     self.sent += 1;
                 }
                 let wait = self.decide(op, error);
-                if wait.is_none() {
-                    error.set_attempts(self.sent);
+                match wait {
+                    Some(waited) => op.set_attempt(Attempt {
+                        number: self.attempts + 1,
+                        waited,
+                    }),
+                    None => error.set_attempts(self.sent),
                 }
                 wait.map(tokio::time::sleep)
             }
