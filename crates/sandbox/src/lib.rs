@@ -28,11 +28,13 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
+mod answers;
 mod api;
 mod body;
 mod config;
 mod error;
 pub mod faults;
+mod flow;
 mod outbox;
 mod server;
 

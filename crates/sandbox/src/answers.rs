@@ -1,0 +1,328 @@
+//! The sandbox's answers: Graph error bodies, the spec's error for each status, quota and
+//! fault answers, each carrying the trace ids every Graph answer has.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
+use wa_verify_core::GraphApiError;
+
+use crate::api::{App, DropConnection};
+use crate::faults::{Fault, FaultBody, FaultKind};
+
+/// One answer in the making: the response, its status for stats, and an error body still to
+/// be written with the trace id.
+pub(crate) struct Reply {
+    pub(crate) response: Response,
+    pub(crate) status: Option<u16>,
+    /// An error body still to be written, so it can carry the answer's trace id.
+    pub(crate) graph: Option<GraphApiError>,
+}
+
+impl Reply {
+    pub(crate) fn ok(body: serde_json::Value) -> Self {
+        Self {
+            response: Json(body).into_response(),
+            status: Some(200),
+            graph: None,
+        }
+    }
+
+    pub(crate) fn error(status: StatusCode, error: GraphApiError) -> Self {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = status;
+        Self {
+            response,
+            status: Some(status.as_u16()),
+            graph: Some(error),
+        }
+    }
+
+    pub(crate) fn raw(response: Response) -> Self {
+        Self {
+            status: Some(response.status().as_u16()),
+            response,
+            graph: None,
+        }
+    }
+
+    pub(crate) fn dropped() -> Self {
+        let mut response = Response::new(Body::empty());
+        response.extensions_mut().insert(DropConnection);
+        Self {
+            response,
+            status: None,
+            graph: None,
+        }
+    }
+
+    /// Writes the error body with the trace id, and the trace headers every answer has.
+    pub(crate) fn finish(self, trace: &str) -> Response {
+        let Reply {
+            mut response,
+            graph,
+            ..
+        } = self;
+        if response.extensions().get::<DropConnection>().is_some() {
+            return response;
+        }
+        if let Some(mut graph) = graph {
+            graph.fbtrace_id = Some(trace.to_owned());
+            *response.body_mut() = Body::from(graph.to_body());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Ok(v) = HeaderValue::from_str(trace) {
+            let h = response.headers_mut();
+            h.insert("x-fb-trace-id", v.clone());
+            h.insert("x-fb-request-id", v);
+        }
+        response
+    }
+}
+
+pub(crate) fn graph_error(
+    message: &str,
+    kind: &str,
+    code: i64,
+    subcode: Option<i64>,
+    transient: Option<bool>,
+) -> GraphApiError {
+    let mut e = GraphApiError::new(message, kind, code);
+    e.error_subcode = subcode;
+    e.is_transient = transient;
+    e
+}
+
+pub(crate) fn bad_param(message: impl AsRef<str>) -> Reply {
+    Reply::error(
+        StatusCode::BAD_REQUEST,
+        graph_error(
+            &format!("(#100) {}", message.as_ref()),
+            "OAuthException",
+            100,
+            None,
+            None,
+        ),
+    )
+}
+
+pub(crate) fn usage_headers(reply: &mut Reply, id: &str, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let minutes = secs.div_ceil(60).max(1);
+    let h = reply.response.headers_mut();
+    h.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    let usage = format!(
+        r#"{{"{id}":[{{"type":"whatsapp_business_api","call_count":100,"total_cputime":0,"total_time":0,"estimated_time_to_regain_access":{minutes}}}]}}"#
+    );
+    if let Ok(v) = HeaderValue::from_str(&usage) {
+        h.insert("x-business-use-case-usage", v);
+    }
+}
+
+pub(crate) fn app_limited(id: &str, wait: Duration) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        graph_error(
+            "(#4) Application request limit reached",
+            "OAuthException",
+            4,
+            Some(2_446_079),
+            Some(true),
+        ),
+    );
+    usage_headers(&mut r, id, wait);
+    r
+}
+
+pub(crate) fn fault_reply(app: &App, fault: Fault) -> Reply {
+    match fault.kind {
+        FaultKind::Answer => answer(fault.status, fault.body),
+        FaultKind::Transient500 => Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            graph_error(
+                "An unexpected error occurred. Please retry your request later.",
+                "GraphMethodException",
+                2,
+                None,
+                Some(true),
+            ),
+        ),
+        FaultKind::Server500 => Reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        ),
+        FaultKind::BadGateway502 => Reply::error(
+            StatusCode::BAD_GATEWAY,
+            graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        ),
+        FaultKind::GatewayTimeout504 => Reply::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            graph_error(
+                "Service temporarily unavailable",
+                "OAuthException",
+                2,
+                None,
+                None,
+            ),
+        ),
+        FaultKind::Unavailable503 => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html><head><title>503 Service Unavailable</title></head><body>Service Unavailable</body></html>",
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            Reply::raw(response)
+        }
+        FaultKind::RateLimited429 => {
+            let mut r = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                graph_error(
+                    "(#4) Application request limit reached",
+                    "OAuthException",
+                    4,
+                    Some(2_446_079),
+                    Some(true),
+                ),
+            );
+            r.response.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(app.config.faults.retry_after_secs),
+            );
+            r
+        }
+        FaultKind::TruncatedBody => {
+            use futures_util::StreamExt;
+            let head = futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"succ")) });
+            let cut = futures_util::stream::once(async {
+                // Pending once, so hyper flushes the head and first bytes before the cut.
+                tokio::task::yield_now().await;
+                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
+            });
+            let mut response = Response::new(Body::from_stream(head.chain(cut)));
+            let h = response.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(CONTENT_LENGTH, HeaderValue::from_static("16"));
+            Reply::raw(response)
+        }
+        FaultKind::OversizedBody => {
+            let mut body = String::with_capacity(1 << 20);
+            body.push_str("{\"success\":true,\"padding\":\"");
+            body.extend(std::iter::repeat_n('x', 1 << 20));
+            body.push_str("\"}");
+            let mut response = Response::new(Body::from(body));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Reply::raw(response)
+        }
+        FaultKind::DropBeforeSend | FaultKind::DropAfterSend | FaultKind::Hang => Reply::dropped(),
+        FaultKind::Latency => Reply::dropped(),
+    }
+}
+
+/// The spec's error body for a status: type, code, and `is_transient` where it gives one.
+pub(crate) fn spec_error(status: u16) -> GraphApiError {
+    match status {
+        401 => graph_error(
+            "Invalid OAuth access token",
+            "OAuthException",
+            190,
+            Some(463),
+            None,
+        ),
+        403 => graph_error(
+            "Your app doesn't have permission to access this phone number",
+            "OAuthException",
+            200,
+            Some(1_349_174),
+            None,
+        ),
+        404 => graph_error(
+            "Phone number not found",
+            "GraphMethodException",
+            803,
+            None,
+            None,
+        ),
+        422 => graph_error(
+            "Phone number is not eligible for verification at this time",
+            "GraphMethodException",
+            100,
+            None,
+            None,
+        ),
+        429 => graph_error(
+            "Application request limit reached",
+            "OAuthException",
+            4,
+            Some(2_446_079),
+            Some(true),
+        ),
+        500 => graph_error(
+            "An unexpected error occurred. Please retry your request",
+            "GraphMethodException",
+            2,
+            None,
+            Some(true),
+        ),
+        502 | 504 => graph_error("An unknown error occurred", "OAuthException", 1, None, None),
+        503 => graph_error(
+            "Service temporarily unavailable",
+            "OAuthException",
+            2,
+            None,
+            None,
+        ),
+        _ => graph_error("Invalid parameter", "OAuthException", 100, None, None),
+    }
+}
+
+/// The spec's error answer for a status.
+pub(crate) fn spec_reply(status: u16) -> Reply {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    Reply::error(code, spec_error(status))
+}
+
+/// An `answer` fault: `status` with the chosen body.
+pub(crate) fn answer(status: u16, body: FaultBody) -> Reply {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let raw = |content_type: &'static str, body: Body| {
+        let mut response = Response::new(body);
+        *response.status_mut() = code;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Reply::raw(response)
+    };
+    match body {
+        FaultBody::Graph => Reply::error(code, spec_error(status)),
+        FaultBody::Html => raw(
+            "text/html",
+            Body::from("<html><body><h1>Error</h1>An error occurred.</body></html>"),
+        ),
+        FaultBody::Empty => raw("application/json", Body::empty()),
+        FaultBody::Truncated => {
+            use futures_util::StreamExt;
+            let head =
+                futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"error\":{\"mess")) });
+            let cut = futures_util::stream::once(async {
+                tokio::task::yield_now().await;
+                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
+            });
+            let mut r = raw("application/json", Body::from_stream(head.chain(cut)));
+            r.response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("64"));
+            r
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The per-number flow: codes sent, checked, expired and blocked; registration's state
+//! machine and Meta's 72-hour budget.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::time::Instant;
+use wa_verify_core::rate_limit::{Acquire, Admission, QuotaClass, RateLimitStore};
+use wa_verify_core::{CodeMethod, Language, PhoneNumberId, VerificationCode};
+
+use crate::answers::{app_limited, bad_param, graph_error, usage_headers, Reply};
+use crate::api::App;
+use crate::body::Params;
+use crate::config::QuotaDialect;
+use crate::outbox::{now_rfc3339, OutboxEntry};
+
+#[derive(Debug, Default)]
+pub(crate) struct NumberState {
+    code: Option<(String, Instant)>,
+    wrong: u32,
+    blocked_until: Option<Instant>,
+    verified: bool,
+    registered: bool,
+    /// register/deregister calls in the moving 72 hours, and Meta's 72-hour block.
+    registrations: std::collections::VecDeque<Instant>,
+    registration_blocked_until: Option<Instant>,
+}
+
+pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
+    let Some(method) = params.get("code_method") else {
+        return bad_param("The parameter code_method is required: SMS or VOICE");
+    };
+    // Graph is strict here: the spec's enum is upper case.
+    let method = match method.as_str() {
+        "SMS" | "VOICE" => method.parse::<CodeMethod>().unwrap_or_default(),
+        _ => return bad_param("Invalid parameter: code_method must be SMS or VOICE"),
+    };
+    let Some(language) = params.get("language") else {
+        return bad_param("The parameter language is required, e.g. en_US or en");
+    };
+    let Ok(language) = language.parse::<Language>() else {
+        return bad_param("Invalid parameter: language must be like en_US or en");
+    };
+    if let Some(store) = &app.per_number {
+        let key = id.parse::<PhoneNumberId>().map(|p| p.key()).ok();
+        if let Acquire::Ready(Admission::Wait { wait, .. }) =
+            store.acquire(key, QuotaClass::RequestCode)
+        {
+            return match app.config.quotas.quota_error {
+                QuotaDialect::Spec => app_limited(id, wait),
+                QuotaDialect::Observed => {
+                    let mut e = graph_error(
+                        "Request code error",
+                        "OAuthException",
+                        136_024,
+                        Some(2_388_091),
+                        Some(false),
+                    );
+                    e.error_user_title = Some("Request code error".into());
+                    e.error_user_msg = Some(
+                        "You have requested a code too many times. Please try again after a while."
+                            .into(),
+                    );
+                    e.error_data = Some(serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "details": "Too many code requests. Try again after a while."
+                    }));
+                    Reply::error(StatusCode::BAD_REQUEST, e)
+                }
+            };
+        }
+    }
+    let code = app.new_code();
+    let expires = Instant::now() + app.config.codes.ttl;
+    {
+        let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = state.entry(id.to_owned()).or_default();
+        // A new request replaces the previous code.
+        s.code = Some((code.clone(), expires));
+    }
+    app.outbox.push(OutboxEntry {
+        phone_number_id: id.to_owned(),
+        code_method: method.as_str().to_owned(),
+        language: language.as_str().to_owned(),
+        code,
+        sent_at: now_rfc3339(),
+        fbtrace_id: trace.to_owned(),
+        operation: "request_code".to_owned(),
+    });
+    Reply::ok(serde_json::json!({ "success": true }))
+}
+
+pub(crate) fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
+    let Some(code) = params.get("code") else {
+        return bad_param("The parameter code is required: six digits");
+    };
+    let Ok(code) = code.parse::<VerificationCode>() else {
+        return bad_param("Invalid verification code format");
+    };
+    let now = Instant::now();
+    let cfg = &app.config.codes;
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+    let s = state.entry(id.to_owned()).or_default();
+    if let Some(until) = s.blocked_until {
+        if until > now {
+            let mut r = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                graph_error(
+                    "Too many failed verification attempts; this number is temporarily blocked",
+                    "OAuthException",
+                    4,
+                    Some(2_446_079),
+                    None,
+                ),
+            );
+            usage_headers(&mut r, id, until - now);
+            return r;
+        }
+        s.blocked_until = None;
+        s.wrong = 0;
+    }
+    let right = match &s.code {
+        Some((expected, expires)) => *expires > now && expected.as_str() == code.expose(),
+        None => false,
+    };
+    if right {
+        s.code = None;
+        s.wrong = 0;
+        s.verified = true;
+        return Reply::ok(serde_json::json!({ "success": true, "id": id }));
+    }
+    s.wrong += 1;
+    if s.wrong >= cfg.max_wrong.max(1) {
+        s.blocked_until = Some(now + cfg.block_for);
+        s.code = None;
+    }
+    let mut e = graph_error(
+        "Verify code error",
+        "OAuthException",
+        136_025,
+        Some(2_388_093),
+        Some(false),
+    );
+    e.error_user_title = Some("Verify code error".into());
+    e.error_user_msg =
+        Some("The code you entered is wrong or has expired. Check it and try again.".into());
+    Reply::error(StatusCode::BAD_REQUEST, e)
+}
+
+/// Meta's register/deregister budget: 10 calls per number in a moving 72 hours.
+const REGISTRATION_CALLS: usize = 10;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(72 * 3600);
+
+/// `register` and `deregister`: the number's state machine and Meta's 72-hour budget.
+pub(crate) fn registration(app: &App, id: &str, op: &str, trace: &str, params: &Params) -> Reply {
+    if op == "register" {
+        if params.get("messaging_product").map(String::as_str) != Some("whatsapp") {
+            return bad_param("The parameter messaging_product is required and must be whatsapp");
+        }
+        let pin_ok = params
+            .get("pin")
+            .is_some_and(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()));
+        if !pin_ok {
+            return bad_param("Invalid PIN format. PIN must be exactly 6 digits");
+        }
+        if params
+            .get("tier")
+            .is_some_and(|t| t != "PROD" && t != "SANDBOX")
+        {
+            return bad_param("Invalid parameter: tier must be PROD or SANDBOX");
+        }
+        if params
+            .get("data_localization_region")
+            .is_some_and(|r| !wa_verify_core::onboarding::REGIONS.contains(&r.as_str()))
+        {
+            return bad_param(
+                "Invalid parameter: data_localization_region is not a supported region",
+            );
+        }
+        if let Some(b) = params.get("backup") {
+            let ok = serde_json::from_str::<serde_json::Value>(b).is_ok_and(|v| {
+                v.get("password").is_some_and(serde_json::Value::is_string)
+                    && v.get("data").is_some_and(serde_json::Value::is_string)
+            });
+            if !ok {
+                return bad_param("Invalid parameter: backup must have a password and data");
+            }
+        }
+    }
+    let now = Instant::now();
+    let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+    let s = state.entry(id.to_owned()).or_default();
+    if let Some(until) = s.registration_blocked_until.filter(|u| *u > now) {
+        let mut r = registration_limited();
+        usage_headers(&mut r, id, until - now);
+        return r;
+    }
+    while s
+        .registrations
+        .front()
+        .is_some_and(|t| *t + REGISTRATION_WINDOW <= now)
+    {
+        s.registrations.pop_front();
+    }
+    if s.registrations.len() >= REGISTRATION_CALLS {
+        s.registration_blocked_until = Some(now + REGISTRATION_WINDOW);
+        return registration_limited();
+    }
+    s.registrations.push_back(now);
+    let ok = if op == "register" {
+        if !s.verified || s.registered {
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                graph_error(
+                    "Phone number is already registered or in invalid state for registration",
+                    "GraphMethodException",
+                    100,
+                    None,
+                    None,
+                ),
+            );
+        }
+        s.registered = true;
+        true
+    } else {
+        if !s.registered {
+            return bad_param("Phone number not registered on the WhatsApp Business Platform.");
+        }
+        s.registered = false;
+        true
+    };
+    drop(state);
+    app.outbox.push(OutboxEntry {
+        phone_number_id: id.to_owned(),
+        code_method: String::new(),
+        language: String::new(),
+        // Never the PIN: the outbox records that the call happened, not its secrets.
+        code: String::new(),
+        sent_at: now_rfc3339(),
+        fbtrace_id: trace.to_owned(),
+        operation: op.to_owned(),
+    });
+    Reply::ok(serde_json::json!({ "success": ok }))
+}
+
+fn registration_limited() -> Reply {
+    let mut e = graph_error(
+        "Account register deregister rate limit exceeded",
+        "OAuthException",
+        133_016,
+        None,
+        Some(false),
+    );
+    e.error_user_title = Some("Too many registration attempts".into());
+    e.error_user_msg = Some(
+        "This number was registered or deregistered 10 times in 72 hours and is blocked for 72 hours."
+            .into(),
+    );
+    Reply::error(StatusCode::BAD_REQUEST, e)
+}
