@@ -399,6 +399,31 @@ impl<S> std::error::Error for StepError<S> {
     }
 }
 
+/// What every state of the flow is made of, so one function moves between them.
+trait FlowState<H>: Sized {
+    fn client(&self) -> &Client<H>;
+    fn into_parts(self) -> (Client<H>, PhoneNumberId, bool);
+    fn from_parts(client: Client<H>, id: PhoneNumberId, pre_verified: bool) -> Self;
+}
+
+/// Sends `op`; on success moves to state `N`, on failure gives `state` back with the error.
+async fn advance<H, S, N, O>(state: S, op: O) -> Result<N, StepError<S>>
+where
+    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
+    S: FlowState<H>,
+    N: FlowState<H>,
+    O: Operation,
+    Stack<H>: Service<O, Response = Response<O::Output>, Error = Error>,
+{
+    match state.client().call(op).await {
+        Ok(_) => {
+            let (client, id, pre_verified) = state.into_parts();
+            Ok(N::from_parts(client, id, pre_verified))
+        }
+        Err(error) => Err(StepError { state, error }),
+    }
+}
+
 macro_rules! flow_state {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -417,6 +442,24 @@ macro_rules! flow_state {
             /// The number being onboarded.
             pub fn phone_number_id(&self) -> PhoneNumberId {
                 self.id
+            }
+        }
+
+        impl<H> FlowState<H> for $name<H> {
+            fn client(&self) -> &Client<H> {
+                &self.client
+            }
+
+            fn into_parts(self) -> (Client<H>, PhoneNumberId, bool) {
+                (self.client, self.id, self.pre_verified)
+            }
+
+            fn from_parts(client: Client<H>, id: PhoneNumberId, pre_verified: bool) -> Self {
+                Self {
+                    client,
+                    id,
+                    pre_verified,
+                }
             }
         }
 
@@ -491,12 +534,7 @@ where
         if self.pre_verified {
             op = op.pre_verified();
         }
-        self.client.call(op).await?;
-        Ok(CodeRequested {
-            client: self.client,
-            id: self.id,
-            pre_verified: self.pre_verified,
-        })
+        advance(self, op).await.map_err(StepError::into_error)
     }
 }
 
@@ -520,10 +558,7 @@ where
         if self.pre_verified {
             op = op.pre_verified();
         }
-        match self.client.call(op).await {
-            Ok(_) => Ok(self),
-            Err(error) => Err(StepError { state: self, error }),
-        }
+        advance(self, op).await
     }
 
     /// Checks the code the number received.
@@ -536,14 +571,7 @@ where
         if self.pre_verified {
             op = op.pre_verified();
         }
-        match self.client.call(op).await {
-            Ok(_) => Ok(Verified {
-                client: self.client,
-                id: self.id,
-                pre_verified: self.pre_verified,
-            }),
-            Err(error) => Err(StepError { state: self, error }),
-        }
+        advance(self, op).await
     }
 }
 
@@ -573,14 +601,7 @@ where
             let error = Error::invalid_input("the Register operation is for another number");
             return Err(StepError { state: self, error });
         }
-        match self.client.call(op).await {
-            Ok(_) => Ok(Registered {
-                client: self.client,
-                id: self.id,
-                pre_verified: self.pre_verified,
-            }),
-            Err(error) => Err(StepError { state: self, error }),
-        }
+        advance(self, op).await
     }
 }
 
@@ -595,14 +616,8 @@ where
     ///
     /// The call's error, with this state to try again from.
     pub async fn deregister(self) -> Result<Deregistered<H>, StepError<Self>> {
-        match self.client.call(Deregister::new(self.id)).await {
-            Ok(_) => Ok(Deregistered {
-                client: self.client,
-                id: self.id,
-                pre_verified: self.pre_verified,
-            }),
-            Err(error) => Err(StepError { state: self, error }),
-        }
+        let op = Deregister::new(self.id);
+        advance(self, op).await
     }
 }
 
