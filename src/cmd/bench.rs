@@ -180,6 +180,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
             "max": total.latency_us.max() as f64 / 1000.0,
         },
         "rate_limit": {
+            "local_waits": p.client.rate_limit_stats().waits(),
             "local_refusals": total.local_refusals,
             "upstream_429": total.upstream_429,
         },
@@ -205,8 +206,10 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
                 total.latency_us.max() as f64 / 1000.0
             );
             println!(
-                "rate limits: {} refused locally, {} upstream 429s",
-                total.local_refusals, total.upstream_429
+                "rate limits: {} calls waited for their slot, {} refused locally, {} upstream 429s",
+                p.client.rate_limit_stats().waits(),
+                total.local_refusals,
+                total.upstream_429
             );
             for (kind, n) in &total.errors {
                 println!("  {kind}: {n}");

@@ -429,6 +429,14 @@ async fn bench_json_report_counts_what_the_sandbox_counted() {
         assert!(v.get(field).is_some(), "{field}");
     }
     assert_eq!(v["requests"].as_u64().unwrap(), sb.stats().requests);
+    assert!(
+        v["rate_limit"]["local_refusals"].as_u64().unwrap() > 0,
+        "50 numbers at 2/s for 8 callers: some refused"
+    );
+    assert_eq!(
+        v["rate_limit"]["local_waits"], 0,
+        "max_wait 0: nobody waits"
+    );
     assert!(v["succeeded"].as_u64().unwrap() > 0);
     assert_eq!(
         v["succeeded"].as_u64().unwrap() + v["failed"].as_u64().unwrap(),

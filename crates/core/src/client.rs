@@ -1,6 +1,7 @@
 //! [`Client`]: the assembled stack in the recommended order, `Clone` and cheap to share.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::HeaderValue;
@@ -15,7 +16,7 @@ use crate::onboarding::{Deregister, Register, SuccessResponse};
 use crate::operation::{
     ApiVersion, Operation, RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse,
 };
-use crate::rate_limit::{AnyStore, RateLimit};
+use crate::rate_limit::{AnyStore, RateLimit, RateLimitStats};
 use crate::response::Response;
 use crate::retry::{Retry, RetryLayer, RetryPolicy};
 use crate::timeout::{AttemptTimeout, Deadline};
@@ -47,6 +48,7 @@ pub type Stack<H = Transport> =
 pub struct Client<H = Transport> {
     stack: Stack<H>,
     store: AnyStore,
+    stats: Arc<RateLimitStats>,
 }
 
 impl<H> fmt::Debug for Client<H> {
@@ -159,6 +161,11 @@ where
     /// The stack itself.
     pub fn stack(&self) -> &Stack<H> {
         &self.stack
+    }
+
+    /// What the rate limiter did: calls that waited for their slot, calls refused locally.
+    pub fn rate_limit_stats(&self) -> &RateLimitStats {
+        &self.stats
     }
 
     /// The rate limiter's store (to inspect tracked numbers, cooldowns, or evict).
@@ -295,6 +302,7 @@ impl ClientBuilder {
         };
         let rate_limit = c.rate_limit.layer()?;
         let store = rate_limit.store().clone();
+        let stats = rate_limit.stats().clone();
         // Innermost first: each layer wraps everything built so far.
         let svc = auth.layer(http);
         let svc = graph.layer(svc);
@@ -306,6 +314,10 @@ impl ClientBuilder {
             .api_version(c.api_version)
             .enabled(c.trace.enabled)
             .layer(svc);
-        Ok(Client { stack, store })
+        Ok(Client {
+            stack,
+            store,
+            stats,
+        })
     }
 }

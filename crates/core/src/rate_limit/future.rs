@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tower::Service;
 
 use super::store::{Acquire, Admission, QuotaClass, RateLimitStore};
+use super::RateLimitStats;
 use crate::error::Error;
 
 /// Re-checks after a wait are bounded even if a store kept answering "wait 0".
@@ -46,6 +48,7 @@ struct Pending<S, R> {
     req: Option<R>,
     until: Instant,
     checks: u32,
+    stats: Arc<RateLimitStats>,
 }
 
 pin_project! {
@@ -77,12 +80,14 @@ where
         req: R,
         learn: Learn<St>,
         max_wait: Duration,
+        stats: Arc<RateLimitStats>,
     ) -> Self {
         let mut pending = Box::new(Pending {
             inner,
             req: Some(req),
             until: Instant::now() + max_wait,
             checks: 1,
+            stats,
         });
         let state = match acquire {
             Acquire::Pending(fut) => State::Acquiring { fut },
@@ -115,6 +120,7 @@ where
             Admission::Wait { wait, scope } => {
                 let now = Instant::now();
                 if now + wait > self.until || self.checks >= MAX_CHECKS {
+                    self.stats.refused();
                     tracing::debug!(
                         scope = scope.as_str(),
                         retry_after_ms = wait.as_millis() as u64,
@@ -124,6 +130,9 @@ where
                         error: Some(Error::rate_limited_locally(scope.message(), wait)),
                     }
                 } else {
+                    if self.checks == 1 {
+                        self.stats.waited();
+                    }
                     tracing::debug!(
                         scope = scope.as_str(),
                         wait_ms = wait.as_millis() as u64,

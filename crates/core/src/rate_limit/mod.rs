@@ -58,6 +58,37 @@ use crate::error::Error;
 use crate::meaning::Meaning;
 use crate::operation::Operation;
 
+/// Counts of what the layer did, shared by every clone of it: calls that waited for their
+/// slot and calls refused locally. Updated only off the hot path (a call that goes at once
+/// touches neither).
+#[derive(Debug, Default)]
+pub struct RateLimitStats {
+    waits: std::sync::atomic::AtomicU64,
+    refusals: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimitStats {
+    /// Calls that waited for their slot (and then went, or were refused).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls refused locally (a limit, a cooldown, the wrong-code guard, the budget).
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn waited(&self) {
+        self.waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self) {
+        self.refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What the rate limiter keys a request by, and which of its limits apply.
 pub trait RateLimitKey {
     /// The per-number key, or `None` for calls only the global quota covers.

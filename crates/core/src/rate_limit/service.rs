@@ -1,5 +1,6 @@
 //! The rate-limit layer and service: one store answer per call, waiting up to `max_wait`.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use tower::{Layer, Service};
 use super::future::{Learn, ResponseFuture};
 use super::memory::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
-use super::RateLimitKey;
+use super::{RateLimitKey, RateLimitStats};
 use crate::error::Error;
 
 /// Applies [`RateLimit`]. See the [module docs](super) for an example.
@@ -17,6 +18,7 @@ pub struct RateLimitLayer<St = MemoryStore> {
     store: St,
     max_wait: Duration,
     default_cooldown: Duration,
+    stats: Arc<RateLimitStats>,
 }
 
 impl<St> RateLimitLayer<St> {
@@ -26,7 +28,13 @@ impl<St> RateLimitLayer<St> {
             store,
             max_wait: Duration::ZERO,
             default_cooldown: Duration::from_secs(600),
+            stats: Arc::default(),
         }
+    }
+
+    /// What every service this layer built did: waits and local refusals.
+    pub fn stats(&self) -> &Arc<RateLimitStats> {
+        &self.stats
     }
 
     /// How long a number cools down after a throttle that gave no hint (default 10 min).
@@ -58,6 +66,7 @@ impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
             store: self.store.clone(),
             max_wait: self.max_wait,
             default_cooldown: self.default_cooldown,
+            stats: self.stats.clone(),
         }
     }
 }
@@ -69,6 +78,7 @@ pub struct RateLimit<S, St = MemoryStore> {
     store: St,
     max_wait: Duration,
     default_cooldown: Duration,
+    stats: Arc<RateLimitStats>,
 }
 
 impl<S, St> RateLimit<S, St> {
@@ -112,7 +122,8 @@ where
             acquire => {
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::pending(acquire, ready, req, learn, self.max_wait)
+                let stats = self.stats.clone();
+                ResponseFuture::pending(acquire, ready, req, learn, self.max_wait, stats)
             }
         }
     }

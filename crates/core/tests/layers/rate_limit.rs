@@ -47,6 +47,25 @@ async fn waits_for_the_slot_up_to_max_wait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_layer_counts_waits_and_refusals() {
+    let layer = RateLimitLayer::new(MemoryStore::new(&[quota("1/s", 1)], None))
+        .max_wait(Duration::from_millis(1500));
+    let stats = layer.stats().clone();
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service(Scripted::new([]));
+    svc.clone().oneshot(op("1")).await.unwrap();
+    svc.clone().oneshot(op("1")).await.unwrap();
+    assert_eq!((stats.waits(), stats.refusals()), (1, 0));
+    let a = svc.clone().oneshot(op("1"));
+    let b = svc.clone().oneshot(op("1"));
+    let (a, b) = tokio::join!(a, b);
+    // Both wait for the same slot; one gets it, the other then needs another second.
+    assert!(a.is_ok() != b.is_ok());
+    assert_eq!((stats.waits(), stats.refusals()), (3, 1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn refuses_at_once_when_the_slot_is_beyond_max_wait() {
     let store = MemoryStore::new(&[quota("1/min", 1)], None);
     let inner = Scripted::new([]);
