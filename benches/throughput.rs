@@ -627,9 +627,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // WA_VERIFY_BENCH=peers,limits,redis picks sections (default: all).
+    let only = std::env::var("WA_VERIFY_BENCH").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|s| s == name);
     rt.block_on(async {
-        peers_vs_bare(full).await;
-        under_rate_limits(full).await;
-        redis_store(full).await;
+        if run("peers") {
+            peers_vs_bare(full).await;
+        }
+        if run("limits") {
+            under_rate_limits(full).await;
+        }
+        if run("redis") {
+            redis_store(full).await;
+        }
     });
 }

@@ -60,11 +60,13 @@ const S_REGISTRATION: i64 = 5;
 const ACQUIRE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function num(k) local v = redis.call('GET', k) if v then return tonumber(v) end return 0 end
-local cd = math.max(num(KEYS[1]), num(KEYS[2]))
+-- One MGET for every string key (the registration log is a set, read apart).
+local v = redis.call('MGET', unpack(KEYS))
+local function num(i) if v[i] then return tonumber(v[i]) or 0 end return 0 end
+local cd = math.max(num(1), num(2))
 if cd > now then return {0, cd - now, 3} end
 local wrong_max = tonumber(ARGV[1])
-if wrong_max > 0 and num(KEYS[3]) >= wrong_max then
+if wrong_max > 0 and num(3) >= wrong_max then
   local ttl = redis.call('PTTL', KEYS[3])
   if ttl > 0 then return {0, ttl * 1000, 4} end
 end
@@ -83,7 +85,7 @@ local wait, scope = 0, 0
 for i = 1, n do
   local interval = tonumber(ARGV[4 + 3 * i - 2])
   local tolerance = tonumber(ARGV[4 + 3 * i - 1])
-  local tat = math.max(num(KEYS[4 + i]), now)
+  local tat = math.max(num(4 + i), now)
   local allow_at = tat - tolerance
   if now < allow_at then
     if allow_at - now > wait then wait, scope = allow_at - now, tonumber(ARGV[4 + 3 * i]) end
