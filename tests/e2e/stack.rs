@@ -251,3 +251,28 @@ async fn five_wrong_codes_pause_verify_code_locally_until_the_window_passes() {
     let fresh = sb.outbox().last_code("8").unwrap();
     c.verify_code(verify("8", &fresh)).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_rate_limit_layer_can_be_switched_off() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let mut cfg = client_config(sb.base_url().as_str());
+    cfg.rate_limit.enabled = false;
+    cfg.rate_limit.per_number = vec![wa_verify_core::rate_limit::Quota::new(
+        "1/h".parse().unwrap(),
+        1,
+    )];
+    let c = client(cfg);
+    c.request_code(request("70")).await.unwrap();
+    c.request_code(request("70")).await.unwrap();
+    let code = sb.outbox().last_code("70").unwrap();
+    let bad = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        c.verify_code(verify("70", bad)).await.unwrap_err();
+    }
+    let e = c.verify_code(verify("70", bad)).await.unwrap_err();
+    assert!(
+        !e.is_local(),
+        "no local guard: the sandbox itself answered ({e})"
+    );
+    assert_eq!(c.rate_limit_stats().refusals(), 0);
+}

@@ -295,10 +295,11 @@ impl ClientBuilder {
         }
         let policy = match self.policy {
             Some(p) => p,
-            None => c
-                .retry
-                .policy(c.timeouts.deadline)?
-                .throttle_wait(Some(c.rate_limit.default_cooldown)),
+            None => c.retry.policy(c.timeouts.deadline)?.throttle_wait(
+                c.rate_limit
+                    .enabled
+                    .then_some(c.rate_limit.default_cooldown),
+            ),
         };
         let rate_limit = c.rate_limit.layer()?;
         let store = rate_limit.store().clone();

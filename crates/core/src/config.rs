@@ -246,6 +246,8 @@ impl RetryConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RateLimitConfig {
+    /// `false` turns the whole layer off: no quota, budget, guard or cooldown.
+    pub enabled: bool,
     /// Quotas every number must satisfy at once (e.g. `1/min` against bursts and `5/h`
     /// against abuse).
     pub per_number: Vec<Quota>,
@@ -340,6 +342,7 @@ impl Default for RateLimitConfig {
             })
         };
         Self {
+            enabled: true,
             per_number: Vec::new(),
             global: None,
             max_wait: Duration::ZERO,
@@ -356,6 +359,12 @@ impl Default for RateLimitConfig {
 impl RateLimitConfig {
     /// Every limit these settings describe.
     pub fn limits(&self) -> Limits {
+        if !self.enabled {
+            let mut none = Limits::quotas(&[], None);
+            none.registration = None;
+            none.wrong_codes = None;
+            return none;
+        }
         let window = |w: Option<WindowConfig>| {
             w.map(|w| WindowLimit {
                 max: w.max,
@@ -377,6 +386,7 @@ impl RateLimitConfig {
     /// feature.
     pub fn store(&self) -> Result<AnyStore, Error> {
         match self.store.kind {
+            _ if !self.enabled => Ok(MemoryStore::with_limits(self.limits(), 0).into()),
             StoreKind::Memory => {
                 Ok(MemoryStore::with_limits(self.limits(), self.evict_every).into())
             }
@@ -419,7 +429,8 @@ impl RateLimitConfig {
     pub fn layer(&self) -> Result<RateLimitLayer<AnyStore>, Error> {
         Ok(RateLimitLayer::new(self.store()?)
             .max_wait(self.max_wait)
-            .default_cooldown(self.default_cooldown))
+            .default_cooldown(self.default_cooldown)
+            .learn(self.enabled))
     }
 }
 

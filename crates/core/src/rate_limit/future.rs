@@ -24,7 +24,7 @@ pub(crate) struct Learn<St> {
     pub(crate) store: St,
     pub(crate) key: Option<u64>,
     pub(crate) class: QuotaClass,
-    pub(crate) default_cooldown: Duration,
+    pub(crate) default_cooldown: Option<Duration>,
 }
 
 pin_project! {
@@ -172,9 +172,9 @@ where
             let next = match this.state.as_mut().project() {
                 StateProj::Calling { fut } => {
                     let result = ready!(fut.poll(cx)).map_err(Into::into);
-                    if let Err(e) = &result {
-                        let l = &this.learn;
-                        if let Some(lesson) = super::lesson(e, l.default_cooldown) {
+                    let l = &this.learn;
+                    if let (Err(e), Some(default_cooldown)) = (&result, l.default_cooldown) {
+                        if let Some(lesson) = super::lesson(e, default_cooldown) {
                             tracing::debug!(
                                 ?lesson,
                                 class = l.class.as_str(),

@@ -17,7 +17,8 @@ use crate::error::Error;
 pub struct RateLimitLayer<St = MemoryStore> {
     store: St,
     max_wait: Duration,
-    default_cooldown: Duration,
+    // `None`: do not learn from answers.
+    default_cooldown: Option<Duration>,
     stats: Arc<RateLimitStats>,
 }
 
@@ -27,7 +28,7 @@ impl<St> RateLimitLayer<St> {
         Self {
             store,
             max_wait: Duration::ZERO,
-            default_cooldown: Duration::from_secs(600),
+            default_cooldown: Some(Duration::from_secs(600)),
             stats: Arc::default(),
         }
     }
@@ -40,7 +41,19 @@ impl<St> RateLimitLayer<St> {
     /// How long a number cools down after a throttle that gave no hint (default 10 min).
     #[must_use]
     pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
-        self.default_cooldown = cooldown;
+        self.default_cooldown = Some(cooldown);
+        self
+    }
+
+    /// Whether Meta's answers teach the store (throttles become cooldowns, wrong codes
+    /// count towards the guard). On by default.
+    #[must_use]
+    pub fn learn(mut self, yes: bool) -> Self {
+        self.default_cooldown = match (yes, self.default_cooldown) {
+            (false, _) => None,
+            (true, Some(d)) => Some(d),
+            (true, None) => Some(Duration::from_secs(600)),
+        };
         self
     }
 
@@ -77,7 +90,7 @@ pub struct RateLimit<S, St = MemoryStore> {
     inner: S,
     store: St,
     max_wait: Duration,
-    default_cooldown: Duration,
+    default_cooldown: Option<Duration>,
     stats: Arc<RateLimitStats>,
 }
 
