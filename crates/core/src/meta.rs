@@ -29,6 +29,17 @@ pub struct ResponseMeta {
 }
 
 impl ResponseMeta {
+    /// Like [`from_headers`](Self::from_headers), reading the wall clock only when a
+    /// `Retry-After` needs it (most answers have none).
+    pub(crate) fn read(headers: &HeaderMap) -> Self {
+        let now = if headers.contains_key(RETRY_AFTER) {
+            SystemTime::now()
+        } else {
+            SystemTime::UNIX_EPOCH
+        };
+        Self::from_headers(headers, now)
+    }
+
     /// Reads the headers Meta sends: `x-fb-trace-id`, `x-fb-request-id`, `Retry-After`,
     /// `X-Business-Use-Case-Usage` and `X-App-Usage`. Malformed values are ignored.
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Self {

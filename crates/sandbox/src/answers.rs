@@ -126,16 +126,7 @@ pub(crate) fn usage_headers(reply: &mut Reply, id: &str, wait: Duration) {
 }
 
 pub(crate) fn app_limited(id: &str, wait: Duration) -> Reply {
-    let mut r = Reply::error(
-        StatusCode::TOO_MANY_REQUESTS,
-        graph_error(
-            "(#4) Application request limit reached",
-            "OAuthException",
-            4,
-            Some(2_446_079),
-            Some(true),
-        ),
-    );
+    let mut r = spec_reply(429);
     usage_headers(&mut r, id, wait);
     r
 }
@@ -183,16 +174,7 @@ pub(crate) fn fault_reply(app: &App, fault: Fault) -> Reply {
             Reply::raw(response)
         }
         FaultKind::RateLimited429 => {
-            let mut r = Reply::error(
-                StatusCode::TOO_MANY_REQUESTS,
-                graph_error(
-                    "(#4) Application request limit reached",
-                    "OAuthException",
-                    4,
-                    Some(2_446_079),
-                    Some(true),
-                ),
-            );
+            let mut r = spec_reply(429);
             r.response.headers_mut().insert(
                 RETRY_AFTER,
                 HeaderValue::from(app.config.faults.retry_after_secs),
@@ -200,14 +182,7 @@ pub(crate) fn fault_reply(app: &App, fault: Fault) -> Reply {
             r
         }
         FaultKind::TruncatedBody => {
-            use futures_util::StreamExt;
-            let head = futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"succ")) });
-            let cut = futures_util::stream::once(async {
-                // Pending once, so hyper flushes the head and first bytes before the cut.
-                tokio::task::yield_now().await;
-                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
-            });
-            let mut response = Response::new(Body::from_stream(head.chain(cut)));
+            let mut response = Response::new(cut_short(b"{\"succ"));
             let h = response.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             h.insert(CONTENT_LENGTH, HeaderValue::from_static("16"));
@@ -286,6 +261,18 @@ pub(crate) fn spec_error(status: u16) -> GraphApiError {
     }
 }
 
+/// A body that sends `head`, then breaks off: the connection dies mid-answer.
+fn cut_short(head: &'static [u8]) -> Body {
+    use futures_util::StreamExt;
+    let head = futures_util::stream::once(async move { Ok(Bytes::from_static(head)) });
+    let cut = futures_util::stream::once(async {
+        // Pending once, so hyper flushes the head and first bytes before the cut.
+        tokio::task::yield_now().await;
+        Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
+    });
+    Body::from_stream(head.chain(cut))
+}
+
 /// The spec's error answer for a status.
 pub(crate) fn spec_reply(status: u16) -> Reply {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -311,14 +298,7 @@ pub(crate) fn answer(status: u16, body: FaultBody) -> Reply {
         ),
         FaultBody::Empty => raw("application/json", Body::empty()),
         FaultBody::Truncated => {
-            use futures_util::StreamExt;
-            let head =
-                futures_util::stream::once(async { Ok(Bytes::from_static(b"{\"error\":{\"mess")) });
-            let cut = futures_util::stream::once(async {
-                tokio::task::yield_now().await;
-                Err::<Bytes, _>(std::io::Error::other("sandbox: truncated body"))
-            });
-            let mut r = raw("application/json", Body::from_stream(head.chain(cut)));
+            let mut r = raw("application/json", cut_short(b"{\"error\":{\"mess"));
             r.response
                 .headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from_static("64"));

@@ -4,7 +4,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -97,7 +96,7 @@ where
                     let (parts, body) = res.into_parts();
                     this.span
                         .record("http.response.status_code", parts.status.as_u16());
-                    let meta = ResponseMeta::from_headers(&parts.headers, SystemTime::now());
+                    let meta = ResponseMeta::read(&parts.headers);
                     let declared = http_body::Body::size_hint(&body).lower();
                     if declared > *this.limit as u64 {
                         // Refuse before reading: the length alone says it is too large.
