@@ -21,7 +21,7 @@ use super::quota::Quota;
 use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
 /// How long Meta blocks registration after 133016.
-const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
+pub(crate) const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
 
 /// A limit of at most `max` events in a moving `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,15 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The longest cooldown recorded for a class of calls: `max_cooldown`, except that
+    /// Meta's 72-hour registration block (133016) is never cut short.
+    pub fn cooldown_cap(&self, class: QuotaClass) -> Duration {
+        match class {
+            QuotaClass::Registration => self.max_cooldown.max(REGISTRATION_BLOCK),
+            _ => self.max_cooldown,
+        }
+    }
+
     /// Only these GCRA quotas, nothing else.
     pub fn quotas(per_number: &[Quota], global: Option<Quota>) -> Self {
         Self {
@@ -386,12 +395,7 @@ impl RateLimitStore for MemoryStore {
         let now = self.now();
         match lesson {
             Lesson::Throttled { wait, app_wide } => {
-                // Meta blocks registration for 72 hours (133016): that one is never cut short.
-                let cap = match class {
-                    QuotaClass::Registration => i.limits.max_cooldown.max(REGISTRATION_BLOCK),
-                    _ => i.limits.max_cooldown,
-                };
-                let until = now + wait.min(cap).as_nanos() as u64;
+                let until = now + wait.min(i.limits.cooldown_cap(class)).as_nanos() as u64;
                 match (app_wide, key) {
                     (true, _) | (false, None) => {
                         i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);

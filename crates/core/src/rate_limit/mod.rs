@@ -130,7 +130,7 @@ pub(crate) fn lesson(error: &Error, default_cooldown: Duration) -> Option<Lesson
         return None;
     }
     let wait = error.retry_after().unwrap_or(match meaning {
-        Some(Meaning::RegistrationRateLimited) => Duration::from_secs(72 * 3600),
+        Some(Meaning::RegistrationRateLimited) => memory::REGISTRATION_BLOCK,
         _ => default_cooldown,
     });
     let app_wide = meaning == Some(Meaning::AppRateLimited) && error.meta().app_usage().is_some();

@@ -386,14 +386,7 @@ impl RateLimitStore for RedisStore {
         let c = class.as_str();
         let (script, redis_key, arg) = match lesson {
             Lesson::Throttled { wait, app_wide } => {
-                let cap = match class {
-                    QuotaClass::Registration => self
-                        .inner
-                        .limits
-                        .max_cooldown
-                        .max(Duration::from_secs(72 * 3600)),
-                    _ => self.inner.limits.max_cooldown,
-                };
+                let cap = self.inner.limits.cooldown_cap(class);
                 let k = if app_wide || key.is_none() {
                     self.key(format_args!("cd:{c}:app"))
                 } else {
