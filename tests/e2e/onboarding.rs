@@ -221,13 +221,8 @@ async fn register_is_not_retried_after_a_truncated_answer() {
 
 #[tokio::test]
 async fn register_is_retried_when_the_connection_was_refused() {
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let c = client(client_config(&format!("http://127.0.0.1:{port}")));
+    let base = closed_base().await;
+    let c = client(client_config(&base));
     let e = c.register(Register::new(id("1"), pin())).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transport);
     assert!(!e.may_have_reached_server());

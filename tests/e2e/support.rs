@@ -40,6 +40,17 @@ pub(crate) fn client_config(base: &str) -> StackConfig {
     c
 }
 
+/// A loopback base URL nobody listens on: bound, then released, so connecting is refused.
+pub(crate) async fn closed_base() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
 pub(crate) fn client(config: StackConfig) -> Client {
     Client::from_config(config, token()).unwrap()
 }

@@ -159,14 +159,8 @@ async fn dropped_and_hanging_connections_are_transport_and_timeout() {
 
 #[tokio::test]
 async fn refused_connection_is_transport_not_sent() {
-    // Bind then drop, so the port is (almost certainly) closed.
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cfg = client_config(&format!("http://127.0.0.1:{port}"));
+    let base = closed_base().await;
+    let mut cfg = client_config(&base);
     cfg.retry.enabled = false;
     let e = client(cfg).request_code(request("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transport);
