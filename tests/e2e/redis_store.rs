@@ -1,10 +1,11 @@
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use wa_verify_core::config::{StackConfig, StoreKind};
 use wa_verify_core::rate_limit::redis::{RedisSettings, RedisStore};
 use wa_verify_core::rate_limit::{
     Acquire, Admission, Lesson, Limits, MemoryStore, OnStoreError, Quota, QuotaClass,
-    RateLimitStore, Scope,
+    RateLimitStore, Scope, WindowLimit,
 };
 use wa_verify_core::{Client, ErrorKind};
 
@@ -111,6 +112,156 @@ async fn one_round_trip_checks_number_global_and_cooldown_together() {
         (before.0 + 1, before.1),
         "one EVALSHA, no EVAL"
     );
+}
+
+/// Calls of every kind (numbers, no number, each class, a cooldown, a wrong code, the
+/// registration budget, both quotas) answered in one script call must get the answers they
+/// get one by one.
+#[tokio::test]
+async fn a_batch_answers_like_the_same_calls_one_by_one() {
+    use QuotaClass::{Other, Registration as Reg, RequestCode as Rc, VerifyCode as Vc};
+    let redis = RedisServer::start().await;
+    let mut limits = Limits::quotas(&[quota("2/s", 2)], Some(quota("50/s", 12)));
+    limits.registration = Some(WindowLimit {
+        max: 2,
+        window: Duration::from_secs(3600),
+    });
+    limits.wrong_codes = Some(WindowLimit {
+        max: 1,
+        window: Duration::from_secs(3600),
+    });
+    let calls: Vec<(Option<u64>, QuotaClass)> = vec![
+        (Some(1), Rc),
+        (Some(1), Rc),
+        (Some(1), Rc),
+        (Some(1), Vc),
+        (Some(2), Rc),
+        (Some(5), Reg),
+        (Some(5), Reg),
+        (Some(5), Reg),
+        (Some(3), Vc),
+        (Some(3), Rc),
+        (Some(4), Rc),
+        (Some(4), Vc),
+        (None, Other),
+        (None, Rc),
+        (Some(6), Rc),
+        (Some(7), Rc),
+        (Some(8), Rc),
+        (Some(9), Rc),
+    ];
+    // Loads the script, so the counts below hold no NOSCRIPT attempt.
+    let warm = RedisStore::new(settings(&redis, "warm:"), limits.clone()).unwrap();
+    admit(&warm, 0, Other).await;
+    // Number 3 has had a wrong code; number 4's request_code is cooling down. Set for
+    // both runs at once: the second sees them as older by the first run's length.
+    redis
+        .cli(&[
+            "EVAL",
+            "local t = redis.call('TIME') \
+             for _, p in ipairs(ARGV) do \
+               redis.call('SET', p .. 'wc:3', 1, 'PX', 60000) \
+               redis.call('SET', p .. 'cd:request_code:4', \
+                 t[1] * 1000000 + t[2] + 5000000, 'PX', 5000) \
+             end",
+            "0",
+            "seq:",
+            "bat:",
+        ])
+        .await;
+    let mut answers = Vec::new();
+    let mut first_run = Duration::ZERO;
+    for (prefix, batched) in [("seq:", false), ("bat:", true)] {
+        let started = Instant::now();
+        let store = RedisStore::new(settings(&redis, prefix), limits.clone()).unwrap();
+        let before = script_calls(&redis).await.0;
+        let mut got = Vec::new();
+        if batched {
+            let tasks: Vec<_> = calls
+                .iter()
+                .map(|&(key, class)| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        match store.acquire(key, class) {
+                            Acquire::Ready(a) => a,
+                            Acquire::Pending(f) => f.await,
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                got.push(t.await.unwrap());
+            }
+            assert_eq!(
+                script_calls(&redis).await.0,
+                before + 1,
+                "every call answered by one script call"
+            );
+        } else {
+            for &(key, class) in &calls {
+                got.push(match store.acquire(key, class) {
+                    Acquire::Ready(a) => a,
+                    Acquire::Pending(f) => f.await,
+                });
+            }
+            assert_eq!(script_calls(&redis).await.0, before + calls.len() as u64);
+            first_run = started.elapsed();
+        }
+        answers.push(got);
+    }
+    let scopes: Vec<Option<Scope>> = answers[0]
+        .iter()
+        .map(|a| match a {
+            Admission::Go => None,
+            Admission::Wait { scope, .. } => Some(*scope),
+        })
+        .collect();
+    for scope in [
+        Scope::Number,
+        Scope::Global,
+        Scope::Cooldown,
+        Scope::WrongCodes,
+        Scope::Registration,
+    ] {
+        assert!(scopes.contains(&Some(scope)), "{scope:?} binds: {scopes:?}");
+    }
+    for (i, (one, batch)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        match (one, batch) {
+            (Admission::Go, Admission::Go) => {}
+            (Admission::Wait { wait: a, scope: x }, Admission::Wait { wait: b, scope: y }) => {
+                assert_eq!(x, y, "call {i}: {:?}", calls[i]);
+                assert!(
+                    a.abs_diff(*b) < Duration::from_millis(15) + first_run,
+                    "call {i}: {a:?} vs {b:?}"
+                );
+            }
+            other => panic!("call {i} {:?}: one by one vs batched: {other:?}", calls[i]),
+        }
+    }
+}
+
+/// A call given up after it joined a batch but before the batch left takes no slot.
+#[tokio::test]
+async fn a_call_dropped_before_its_batch_leaves_takes_no_slot() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::new(
+        settings(&redis, "drop:"),
+        Limits::quotas(&[quota("1/h", 1)], None),
+    )
+    .unwrap();
+    let Acquire::Pending(mut check) = store.acquire(Some(1), QuotaClass::RequestCode) else {
+        panic!("a Redis check is answered by Redis");
+    };
+    // Polled once (so it joins the queue), then dropped before the batcher runs.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::pin::Pin::new(&mut check).poll(&mut cx).is_pending());
+    drop(check);
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go,
+        "the dropped call took nothing"
+    );
+    assert!(waited(admit(&store, 1, QuotaClass::RequestCode).await).is_some());
 }
 
 /// (EVALSHA calls, EVAL calls) so far.

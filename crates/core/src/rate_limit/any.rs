@@ -57,7 +57,7 @@ impl Future for AnyFuture {
         match self.get_mut() {
             AnyFuture::Ready(r) => Pin::new(r).poll(cx),
             #[cfg(feature = "redis")]
-            AnyFuture::Redis(f) => f.as_mut().poll(cx),
+            AnyFuture::Redis(f) => Pin::new(f).poll(cx),
         }
     }
 }
