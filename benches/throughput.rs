@@ -558,7 +558,7 @@ async fn redis_store(full: bool) {
         Duration::from_millis(200)
     };
     println!(
-        "## Redis store: one script per check (per-number + global + cooldown), {time:?} per row\n"
+        "## Redis store: per-number + global + cooldown in one script call per batch, {time:?} per row\n"
     );
     println!("| concurrency | checks/s | p50 µs | p99 µs | checks per script call | fell back |");
     println!("|---|---|---|---|---|---|");
