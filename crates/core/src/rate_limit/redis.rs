@@ -20,7 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -192,7 +192,10 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    client: redis::Client,
+    conn_config: ConnectionManagerConfig,
+    /// Made on first use, inside a runtime: the manager starts its driver task there.
+    conn: OnceLock<ConnectionManager>,
     acquire: Script,
     cooldown: Script,
     wrong_code: Script,
@@ -379,14 +382,11 @@ impl RedisStore {
     pub fn new(settings: RedisSettings, limits: Limits) -> Result<Self, Error> {
         let client = redis::Client::open(settings.url.expose_secret())
             .map_err(|_| Error::invalid_input(format!("cannot use Redis URL {}", settings.url)))?;
-        let config = ConnectionManagerConfig::new()
+        let conn_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(10)) * 4))
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(|_| Error::invalid_input(format!("cannot use Redis URL {}", settings.url)))?;
         let mut quotas: Vec<(i64, i64, i64)> = limits
             .per_number
             .iter()
@@ -404,7 +404,9 @@ impl RedisStore {
         local.global = limits.global.map(|q| share(q, settings.replicas));
         Ok(Self {
             inner: Arc::new(Inner {
-                conn,
+                client,
+                conn_config,
+                conn: OnceLock::new(),
                 acquire: Script::new(ACQUIRE),
                 cooldown: Script::new(COOLDOWN),
                 wrong_code: Script::new(WRONG_CODE),
@@ -582,9 +584,21 @@ impl Inner {
         cmd
     }
 
+    /// The shared connection. Only called inside a runtime (from the batch and lesson
+    /// tasks).
+    fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        let made = self
+            .client
+            .get_connection_manager_lazy(self.conn_config.clone())?;
+        Ok(self.conn.get_or_init(|| made).clone())
+    }
+
     /// Runs an `EVALSHA`, loading the script first if Redis has lost it.
     async fn eval(&self, cmd: &redis::Cmd) -> redis::RedisResult<Vec<i64>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         match cmd.query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 self.acquire.load_async(&mut conn).await?;
@@ -687,8 +701,13 @@ impl RateLimitStore for RedisStore {
             }
         };
         let store = self.inner.clone();
+        // Outside a runtime only the fallback learns; Redis hears of it from the next
+        // replica that meets the same answer.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         // Recording must not delay the answer: it runs beside it, bounded by the timeout.
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let i = &*store;
             let s = if script == 1 {
                 &i.cooldown
@@ -697,10 +716,8 @@ impl RateLimitStore for RedisStore {
             };
             let mut inv = s.prepare_invoke();
             inv.key(&redis_key).arg(arg);
-            let mut conn = i.conn.clone();
-            match tokio::time::timeout(i.settings.timeout * 4, inv.invoke_async::<i64>(&mut conn))
-                .await
-            {
+            let record = async { inv.invoke_async::<i64>(&mut i.conn()?).await };
+            match tokio::time::timeout(i.settings.timeout * 4, record).await {
                 Ok(Ok(_)) => {}
                 _ => i.failed("could not record a lesson"),
             }
@@ -718,5 +735,69 @@ mod tests {
         let s = share(q, 3);
         assert_eq!(s.rate.interval(), Duration::from_secs(30));
         assert_eq!(s.burst().get(), 1);
+    }
+
+    #[test]
+    fn script_answers_decode_to_admissions() {
+        assert_eq!(admission(0), Admission::Go);
+        let wait = |micros: i64, scope| Admission::Wait {
+            wait: Duration::from_micros(micros as u64),
+            scope,
+        };
+        assert_eq!(admission(1500 * 8 + S_NUMBER), wait(1500, Scope::Number));
+        assert_eq!(admission(2 * 8 + S_GLOBAL), wait(2, Scope::Global));
+        assert_eq!(admission(7 * 8 + S_COOLDOWN), wait(7, Scope::Cooldown));
+        assert_eq!(admission(9 * 8 + S_WRONG), wait(9, Scope::WrongCodes));
+        assert_eq!(
+            admission(72 * 3600 * 1_000_000 * 8 + S_REGISTRATION),
+            wait(72 * 3600 * 1_000_000, Scope::Registration)
+        );
+    }
+
+    /// Nothing can reach Redis without a runtime; the fallback answers and nothing panics.
+    #[test]
+    fn outside_a_runtime_the_fallback_answers() {
+        let limits = Limits::quotas(&[Quota::new("1/h".parse().unwrap(), 1)], None);
+        let settings = RedisSettings {
+            url: "redis://127.0.0.1:1".parse().unwrap(),
+            key_prefix: "t:".into(),
+            timeout: Duration::from_millis(50),
+            on_store_error: OnStoreError::Local,
+            replicas: 1,
+        };
+        let store = RedisStore::new(settings, limits).unwrap();
+        store.learn(
+            Some(2),
+            QuotaClass::RequestCode,
+            Lesson::Throttled {
+                wait: Duration::from_secs(60),
+                app_wide: false,
+            },
+        );
+        let poll = |key| {
+            let Acquire::Pending(mut f) = store.acquire(Some(key), QuotaClass::RequestCode) else {
+                panic!("Redis is not known to be down yet");
+            };
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match Pin::new(&mut f).poll(&mut cx) {
+                Poll::Ready(a) => a,
+                Poll::Pending => panic!("answered at once"),
+            }
+        };
+        assert_eq!(poll(1), Admission::Go);
+        assert!(matches!(
+            poll(1),
+            Admission::Wait {
+                scope: Scope::Number,
+                ..
+            }
+        ));
+        assert!(matches!(
+            poll(2),
+            Admission::Wait {
+                scope: Scope::Cooldown,
+                ..
+            }
+        ));
     }
 }
