@@ -264,6 +264,43 @@ async fn a_call_dropped_before_its_batch_leaves_takes_no_slot() {
     assert!(waited(admit(&store, 1, QuotaClass::RequestCode).await).is_some());
 }
 
+/// A store first used in a runtime that has since shut down still answers from Redis in
+/// the next one (its batcher and connection are made again there).
+#[test]
+fn a_store_outlives_the_runtime_it_was_first_used_in() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let redis = first.block_on(RedisServer::start());
+    let store = RedisStore::new(
+        settings(&redis, "rt:"),
+        Limits::quotas(&[quota("1/h", 1)], None),
+    )
+    .unwrap();
+    let a = first.block_on(admit(&store, 1, QuotaClass::RequestCode));
+    assert_eq!(a, Admission::Go);
+    drop(first);
+    runtime().block_on(async {
+        let a = admit(&store, 1, QuotaClass::RequestCode).await;
+        assert!(
+            matches!(
+                a,
+                Admission::Wait {
+                    scope: Scope::Number,
+                    ..
+                }
+            ),
+            "Redis, not the fallback, remembers the first call: {a:?}"
+        );
+        assert!(!store.is_in_outage());
+        drop(redis);
+    });
+}
+
 /// (EVALSHA calls, EVAL calls) so far.
 async fn script_calls(redis: &RedisServer) -> (u64, u64) {
     let text = redis.cli(&["INFO", "commandstats"]).await;

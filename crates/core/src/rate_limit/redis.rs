@@ -20,7 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -194,8 +194,9 @@ pub struct RedisStore {
 struct Inner {
     client: redis::Client,
     conn_config: ConnectionManagerConfig,
-    /// Made on first use, inside a runtime: the manager starts its driver task there.
-    conn: OnceLock<ConnectionManager>,
+    /// Made on first use, inside a runtime: the manager starts its driver task there,
+    /// so it is made again when the batcher is (its runtime has gone).
+    conn: Mutex<Option<ConnectionManager>>,
     acquire: Script,
     cooldown: Script,
     wrong_code: Script,
@@ -240,6 +241,7 @@ impl Queue {
             return Err(check);
         };
         let (t, rx) = mpsc::unbounded_channel();
+        *inner.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
         runtime.spawn(batcher(inner.clone(), rx));
         let sent = t.send(check).map_err(|e| e.0);
         *tx = Some(t);
@@ -406,7 +408,7 @@ impl RedisStore {
             inner: Arc::new(Inner {
                 client,
                 conn_config,
-                conn: OnceLock::new(),
+                conn: Mutex::new(None),
                 acquire: Script::new(ACQUIRE),
                 cooldown: Script::new(COOLDOWN),
                 wrong_code: Script::new(WRONG_CODE),
@@ -587,13 +589,14 @@ impl Inner {
     /// The shared connection. Only called inside a runtime (from the batch and lesson
     /// tasks).
     fn conn(&self) -> redis::RedisResult<ConnectionManager> {
-        if let Some(c) = self.conn.get() {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = conn.as_ref() {
             return Ok(c.clone());
         }
         let made = self
             .client
             .get_connection_manager_lazy(self.conn_config.clone())?;
-        Ok(self.conn.get_or_init(|| made).clone())
+        Ok(conn.insert(made).clone())
     }
 
     /// Runs an `EVALSHA`, loading the script first if Redis has lost it.
