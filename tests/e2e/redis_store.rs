@@ -114,6 +114,87 @@ async fn one_round_trip_checks_number_global_and_cooldown_together() {
     );
 }
 
+type Call = (Option<u64>, QuotaClass);
+
+/// Runs `calls` one by one on a store with prefix `{name}1:`, then all at once on
+/// `{name}2:`, asserting that the second run took one script call. `setup` is Lua run for
+/// both prefixes at the same moment, with `p` the prefix and `now` Redis's time in µs.
+/// Returns both runs' answers and how long the first run took.
+async fn one_by_one_then_batched(
+    redis: &RedisServer,
+    name: &str,
+    limits: &Limits,
+    calls: &[Call],
+    setup: &str,
+) -> (Vec<Admission>, Vec<Admission>, Duration) {
+    let prefixes = [format!("{name}1:"), format!("{name}2:")];
+    // Loads the script, so the counts below hold no NOSCRIPT attempt.
+    let warm = RedisStore::new(settings(redis, "warm:"), limits.clone()).unwrap();
+    admit(&warm, 0, QuotaClass::Other).await;
+    let lua = format!(
+        "local t = redis.call('TIME') local now = t[1] * 1000000 + t[2] \
+         for _, p in ipairs(ARGV) do {setup} end"
+    );
+    redis
+        .cli(&["EVAL", &lua, "0", &prefixes[0], &prefixes[1]])
+        .await;
+    let started = Instant::now();
+    let store = RedisStore::new(settings(redis, &prefixes[0]), limits.clone()).unwrap();
+    let before = script_calls(redis).await.0;
+    let mut one_by_one = Vec::new();
+    for &(key, class) in calls {
+        one_by_one.push(match store.acquire(key, class) {
+            Acquire::Ready(a) => a,
+            Acquire::Pending(f) => f.await,
+        });
+    }
+    assert_eq!(script_calls(redis).await.0, before + calls.len() as u64);
+    let took = started.elapsed();
+    let store = RedisStore::new(settings(redis, &prefixes[1]), limits.clone()).unwrap();
+    let before = script_calls(redis).await.0;
+    let tasks: Vec<_> = calls
+        .iter()
+        .map(|&(key, class)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                match store.acquire(key, class) {
+                    Acquire::Ready(a) => a,
+                    Acquire::Pending(f) => f.await,
+                }
+            })
+        })
+        .collect();
+    let mut batched = Vec::new();
+    for t in tasks {
+        batched.push(t.await.unwrap());
+    }
+    assert_eq!(
+        script_calls(redis).await.0,
+        before + 1,
+        "every call answered by one script call: {calls:?} {batched:?}"
+    );
+    (one_by_one, batched, took)
+}
+
+/// The same answers, waits within `slack` (the state set before both runs looks older to
+/// the second by the first's length).
+fn assert_same_answers(calls: &[Call], one: &[Admission], batch: &[Admission], slack: Duration) {
+    for (i, (one, batch)) in one.iter().zip(batch).enumerate() {
+        match (one, batch) {
+            (Admission::Go, Admission::Go) => {}
+            (Admission::Wait { wait: a, scope: x }, Admission::Wait { wait: b, scope: y }) => {
+                assert_eq!(x, y, "call {i}: {:?}", calls[i]);
+                assert!(
+                    a.abs_diff(*b) < Duration::from_millis(15) + slack,
+                    "call {i} {:?}: {a:?} vs {b:?}",
+                    calls[i]
+                );
+            }
+            other => panic!("call {i} {:?}: one by one vs batched: {other:?}", calls[i]),
+        }
+    }
+}
+
 /// Calls of every kind (numbers, no number, each class, a cooldown, a wrong code, the
 /// registration budget, both quotas) answered in one script call must get the answers they
 /// get one by one.
@@ -130,7 +211,7 @@ async fn a_batch_answers_like_the_same_calls_one_by_one() {
         max: 1,
         window: Duration::from_secs(3600),
     });
-    let calls: Vec<(Option<u64>, QuotaClass)> = vec![
+    let calls: Vec<Call> = vec![
         (Some(1), Rc),
         (Some(1), Rc),
         (Some(1), Rc),
@@ -150,66 +231,11 @@ async fn a_batch_answers_like_the_same_calls_one_by_one() {
         (Some(8), Rc),
         (Some(9), Rc),
     ];
-    // Loads the script, so the counts below hold no NOSCRIPT attempt.
-    let warm = RedisStore::new(settings(&redis, "warm:"), limits.clone()).unwrap();
-    admit(&warm, 0, Other).await;
-    // Number 3 has had a wrong code; number 4's request_code is cooling down. Set for
-    // both runs at once: the second sees them as older by the first run's length.
-    redis
-        .cli(&[
-            "EVAL",
-            "local t = redis.call('TIME') \
-             for _, p in ipairs(ARGV) do \
-               redis.call('SET', p .. 'wc:3', 1, 'PX', 60000) \
-               redis.call('SET', p .. 'cd:request_code:4', \
-                 t[1] * 1000000 + t[2] + 5000000, 'PX', 5000) \
-             end",
-            "0",
-            "seq:",
-            "bat:",
-        ])
-        .await;
-    let mut answers = Vec::new();
-    let mut first_run = Duration::ZERO;
-    for (prefix, batched) in [("seq:", false), ("bat:", true)] {
-        let started = Instant::now();
-        let store = RedisStore::new(settings(&redis, prefix), limits.clone()).unwrap();
-        let before = script_calls(&redis).await.0;
-        let mut got = Vec::new();
-        if batched {
-            let tasks: Vec<_> = calls
-                .iter()
-                .map(|&(key, class)| {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        match store.acquire(key, class) {
-                            Acquire::Ready(a) => a,
-                            Acquire::Pending(f) => f.await,
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                got.push(t.await.unwrap());
-            }
-            assert_eq!(
-                script_calls(&redis).await.0,
-                before + 1,
-                "every call answered by one script call"
-            );
-        } else {
-            for &(key, class) in &calls {
-                got.push(match store.acquire(key, class) {
-                    Acquire::Ready(a) => a,
-                    Acquire::Pending(f) => f.await,
-                });
-            }
-            assert_eq!(script_calls(&redis).await.0, before + calls.len() as u64);
-            first_run = started.elapsed();
-        }
-        answers.push(got);
-    }
-    let scopes: Vec<Option<Scope>> = answers[0]
+    // Number 3 has had a wrong code; number 4's request_code is cooling down.
+    let setup = "redis.call('SET', p .. 'wc:3', 1, 'PX', 60000) \
+                 redis.call('SET', p .. 'cd:request_code:4', now + 5000000, 'PX', 5000)";
+    let (one, batch, took) = one_by_one_then_batched(&redis, "fixed", &limits, &calls, setup).await;
+    let scopes: Vec<Option<Scope>> = one
         .iter()
         .map(|a| match a {
             Admission::Go => None,
@@ -225,19 +251,73 @@ async fn a_batch_answers_like_the_same_calls_one_by_one() {
     ] {
         assert!(scopes.contains(&Some(scope)), "{scope:?} binds: {scopes:?}");
     }
-    for (i, (one, batch)) in answers[0].iter().zip(&answers[1]).enumerate() {
-        match (one, batch) {
-            (Admission::Go, Admission::Go) => {}
-            (Admission::Wait { wait: a, scope: x }, Admission::Wait { wait: b, scope: y }) => {
-                assert_eq!(x, y, "call {i}: {:?}", calls[i]);
-                assert!(
-                    a.abs_diff(*b) < Duration::from_millis(15) + first_run,
-                    "call {i}: {a:?} vs {b:?}"
-                );
+    assert_same_answers(&calls, &one, &batch, took);
+}
+
+/// Seeded random batches: limits, prior state and calls drawn at random, 30 cases.
+#[tokio::test]
+async fn random_batches_answer_like_the_same_calls_one_by_one() {
+    use QuotaClass::{Other, Registration as Reg, RequestCode as Rc, VerifyCode as Vc};
+    let redis = RedisServer::start().await;
+    // xorshift64*: reproducible without a dependency; the seed is in every failure.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    };
+    let mut refusals = 0;
+    for case in 0..30 {
+        // Intervals of at least 100 ms, so no decision can move within a run.
+        let pick = ["2/s", "5/s", "10/s", "1/min"];
+        let per_number: Vec<Quota> = (0..next(3))
+            .map(|_| quota(pick[next(4) as usize], 1 + next(3) as u32))
+            .collect();
+        let global = (next(2) == 0).then(|| quota("10/s", 3 + next(10) as u32));
+        let mut limits = Limits::quotas(&per_number, global);
+        limits.registration = (next(3) > 0).then(|| WindowLimit {
+            max: 1 + next(3) as u32,
+            window: Duration::from_secs(3600),
+        });
+        limits.wrong_codes = (next(3) > 0).then(|| WindowLimit {
+            max: 1 + next(2) as u32,
+            window: Duration::from_secs(3600),
+        });
+        let classes = [Rc, Vc, Reg, Other];
+        let calls: Vec<Call> = (0..10 + next(30))
+            .map(|_| {
+                let key = (next(10) > 0).then(|| 1 + next(6));
+                (key, classes[next(4) as usize])
+            })
+            .collect();
+        let mut setup = String::new();
+        for n in 1..=6 {
+            match next(5) {
+                0 => setup += &format!("redis.call('SET', p .. 'wc:{n}', 2, 'PX', 60000) "),
+                1 => {
+                    let c = ["request_code", "verify_code", "registration"][next(3) as usize];
+                    setup += &format!(
+                        "redis.call('SET', p .. 'cd:{c}:{n}', now + {}, 'PX', 5000) ",
+                        1_000_000 + next(3_000_000)
+                    );
+                }
+                _ => {}
             }
-            other => panic!("call {i} {:?}: one by one vs batched: {other:?}", calls[i]),
         }
+        if next(6) == 0 {
+            setup += "redis.call('SET', p .. 'cd:request_code:app', now + 2000000, 'PX', 3000) ";
+        }
+        let name = format!("rnd{case}-");
+        let (one, batch, took) =
+            one_by_one_then_batched(&redis, &name, &limits, &calls, &setup).await;
+        refusals += one.iter().filter(|a| **a != Admission::Go).count();
+        assert_same_answers(&calls, &one, &batch, took);
     }
+    assert!(
+        refusals > 30,
+        "the cases refuse often enough to test: {refusals}"
+    );
 }
 
 /// A call given up after it joined a batch but before the batch left takes no slot.
