@@ -381,6 +381,65 @@ fn a_store_outlives_the_runtime_it_was_first_used_in() {
     });
 }
 
+/// During an outage, once the probe time has come, one call asks Redis and waits for it;
+/// the calls made meanwhile are answered by the fallback at once.
+#[tokio::test(start_paused = true)]
+async fn during_an_outage_one_call_probes_and_the_others_are_answered_at_once() {
+    // Accepts connections and never answers: every script call times out.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match silent.accept().await {
+                Ok((s, _)) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        std::future::pending::<()>().await
+    });
+    let settings = RedisSettings {
+        url: format!("redis://127.0.0.1:{port}").parse().unwrap(),
+        key_prefix: "probe:".into(),
+        timeout: Duration::from_millis(50),
+        on_store_error: OnStoreError::Local,
+        replicas: 1,
+    };
+    let store = RedisStore::new(settings, Limits::quotas(&[quota("100/s", 100)], None)).unwrap();
+    assert_eq!(
+        admit(&store, 1, QuotaClass::RequestCode).await,
+        Admission::Go,
+        "the fallback answers after the timeout"
+    );
+    assert!(store.is_in_outage());
+    assert!(
+        matches!(
+            store.acquire(Some(1), QuotaClass::RequestCode),
+            Acquire::Ready(Admission::Go)
+        ),
+        "before the probe time Redis is skipped"
+    );
+    tokio::time::advance(Duration::from_millis(250)).await;
+    let Acquire::Pending(probe) = store.acquire(Some(2), QuotaClass::RequestCode) else {
+        panic!("at the probe time one call asks Redis");
+    };
+    for n in 3..10 {
+        assert!(
+            matches!(
+                store.acquire(Some(n), QuotaClass::RequestCode),
+                Acquire::Ready(Admission::Go)
+            ),
+            "call {n} does not wait for the probe"
+        );
+    }
+    assert_eq!(
+        probe.await,
+        Admission::Go,
+        "the probe times out to the fallback"
+    );
+    assert!(store.is_in_outage());
+}
+
 /// (EVALSHA calls, EVAL calls) so far.
 async fn script_calls(redis: &RedisServer) -> (u64, u64) {
     let text = redis.cli(&["INFO", "commandstats"]).await;

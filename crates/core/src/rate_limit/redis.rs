@@ -11,7 +11,8 @@
 //! When Redis fails (unreachable, or slower than the store timeout), `on_store_error`
 //! decides: `local` (the default) falls back to an in-process store holding this
 //! replica's share of each quota, `deny` refuses, `allow` lets the call through. During an
-//! outage Redis is probed again every 200 ms, so it is used again soon after it is back.
+//! outage one call probes Redis every 200 ms, so it is used again soon after it is back,
+//! while the other calls are answered by the policy at once.
 //!
 //! The keys of one call live in different hash slots, so the script needs a single Redis
 //! (or a primary with replicas), not Redis Cluster.
@@ -22,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
@@ -208,7 +209,8 @@ struct Inner {
     outage: AtomicBool,
     /// During an outage, Redis is skipped until this instant (ms since `epoch`).
     probe_at: AtomicU64,
-    epoch: Instant,
+    /// On tokio's clock, so a paused clock drives the probes in tests.
+    epoch: tokio::time::Instant,
 }
 
 /// One call waiting for its batch.
@@ -418,7 +420,7 @@ impl RedisStore {
                 settings,
                 outage: AtomicBool::new(false),
                 probe_at: AtomicU64::new(0),
-                epoch: Instant::now(),
+                epoch: tokio::time::Instant::now(),
             }),
             queue: Arc::new(Queue {
                 tx: Mutex::new(None),
@@ -468,8 +470,27 @@ impl Inner {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// Whether a check skips Redis. During an outage, once the probe time has come, one
+    /// check claims the probe and asks Redis; the others keep to the fallback, answered at
+    /// once, until Redis has answered (or the next probe time if it never does). So an
+    /// outage costs one call per [`PROBE_EVERY`] the store timeout, not every call made
+    /// while a probe is out.
     fn skipping(&self) -> bool {
-        self.outage.load(Ordering::Relaxed) && self.now_ms() < self.probe_at.load(Ordering::Relaxed)
+        if !self.outage.load(Ordering::Relaxed) {
+            return false;
+        }
+        let at = self.probe_at.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        now < at
+            || self
+                .probe_at
+                .compare_exchange(
+                    at,
+                    now + PROBE_EVERY.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
     }
 
     fn failed(&self, why: &str) {
