@@ -616,6 +616,10 @@ async fn the_redis_password_never_shows() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!all.contains("FAKE-redis-pass"), "{all}");
+    assert!(
+        all.contains("rate-limit store unavailable") && all.contains("connection refused"),
+        "the outage warning says why: {all}"
+    );
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
         .args(["request-code", "--help"])
         .env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")

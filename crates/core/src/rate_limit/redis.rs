@@ -303,7 +303,7 @@ async fn run_batch(inner: Arc<Inner>, mut checks: Vec<Check>, _slot: OwnedSemaph
             Vec::new()
         }
         Ok(Err(e)) => {
-            inner.failed(if e.is_timeout() { "timeout" } else { "error" });
+            inner.failed(why(&e));
             Vec::new()
         }
         Err(_) => {
@@ -319,6 +319,22 @@ async fn run_batch(inner: Arc<Inner>, mut checks: Vec<Check>, _slot: OwnedSemaph
     }
     for (c, a) in checks.into_iter().zip(answers) {
         let _ = c.reply.send(Some(admission(a)));
+    }
+}
+
+/// What went wrong, for the outage warning: the kind only, as an error's text could
+/// carry more than an operator should see in a log.
+fn why(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connection_refusal() {
+        "connection refused"
+    } else if e.is_connection_dropped() {
+        "connection dropped"
+    } else if e.is_io_error() {
+        "I/O error"
+    } else {
+        "error answer"
     }
 }
 
@@ -389,8 +405,9 @@ impl RedisStore {
         let conn_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(10)) * 4))
             .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
+            // No retries inside: a failed check falls back at once, and the outage probe
+            // is the retry.
+            .set_number_of_retries(0);
         let mut quotas: Vec<(i64, i64, i64)> = limits
             .per_number
             .iter()
