@@ -183,6 +183,7 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
             "local_waits": p.client.rate_limit_stats().waits(),
             "local_refusals": total.local_refusals,
             "upstream_429": total.upstream_429,
+            "store_fallbacks": p.client.rate_limit_store().fallback_answers(),
         },
         "sandbox_requests": sandbox_requests,
     });
@@ -211,6 +212,13 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
                 total.local_refusals,
                 total.upstream_429
             );
+            let fallbacks = p.client.rate_limit_store().fallback_answers();
+            if fallbacks > 0 {
+                println!(
+                    "rate-limit store: {fallbacks} checks answered by on_store_error, \
+                     not shared across replicas (Redis down or slower than its timeout)"
+                );
+            }
             for (kind, n) in &total.errors {
                 println!("  {kind}: {n}");
             }

@@ -438,6 +438,54 @@ async fn during_an_outage_one_call_probes_and_the_others_are_answered_at_once() 
         "the probe times out to the fallback"
     );
     assert!(store.is_in_outage());
+    assert_eq!(
+        store.fallback_answers(),
+        10,
+        "every answer came from the fallback"
+    );
+}
+
+/// `bench` with the Redis store reports how many checks the fallback answered: none with
+/// Redis up, every one with Redis unreachable, so an unshared run cannot pass unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_the_checks_the_fallback_answered() {
+    let redis = RedisServer::start().await;
+    let closed = closed_base().await.replace("http://", "redis://");
+    for (url, shared) in [(redis.url(), true), (closed, false)] {
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
+                .args([
+                    "bench",
+                    "--sandbox",
+                    "--numbers",
+                    "4",
+                    "--duration",
+                    "300ms",
+                    "--concurrency",
+                    "4",
+                    "--limiter-store",
+                    "redis",
+                    "--redis-url",
+                    &url,
+                    "--output",
+                    "json",
+                ])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let calls = v["calls"].as_u64().unwrap();
+        let fallbacks = v["rate_limit"]["store_fallbacks"].as_u64().unwrap();
+        assert!(calls > 0);
+        if shared {
+            assert_eq!(fallbacks, 0, "Redis answered every check: {v}");
+        } else {
+            assert_eq!(fallbacks, calls, "the fallback answered every check: {v}");
+        }
+    }
 }
 
 /// (EVALSHA calls, EVAL calls) so far.

@@ -27,6 +27,16 @@ impl AnyStore {
             AnyStore::Redis(r) => r.fallback(),
         }
     }
+
+    /// Checks answered by the Redis store's `on_store_error` instead of Redis (always 0
+    /// in memory).
+    pub fn fallback_answers(&self) -> u64 {
+        match self {
+            AnyStore::Memory(_) => 0,
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.fallback_answers(),
+        }
+    }
 }
 
 impl From<MemoryStore> for AnyStore {

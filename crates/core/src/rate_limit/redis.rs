@@ -206,6 +206,8 @@ struct Inner {
     /// Per-number quotas and the global one, as the script takes them.
     quotas: Vec<(i64, i64, i64)>,
     fallback: MemoryStore,
+    /// Checks answered by `on_store_error` instead of Redis.
+    fallbacks: AtomicU64,
     outage: AtomicBool,
     /// During an outage, Redis is skipped until this instant (ms since `epoch`).
     probe_at: AtomicU64,
@@ -433,6 +435,7 @@ impl RedisStore {
                 wrong_code: Script::new(WRONG_CODE),
                 quotas,
                 fallback: MemoryStore::with_limits(local, 1 << 16),
+                fallbacks: AtomicU64::new(0),
                 limits,
                 settings,
                 outage: AtomicBool::new(false),
@@ -453,6 +456,12 @@ impl RedisStore {
     /// Whether Redis is considered down right now.
     pub fn is_in_outage(&self) -> bool {
         self.inner.outage.load(Ordering::Relaxed)
+    }
+
+    /// How many checks so far were answered by `on_store_error` instead of Redis: the
+    /// number to watch, since those calls were not limited across replicas.
+    pub fn fallback_answers(&self) -> u64 {
+        self.inner.fallbacks.load(Ordering::Relaxed)
     }
 
     fn key(&self, parts: fmt::Arguments<'_>) -> String {
@@ -532,6 +541,7 @@ impl Inner {
     }
 
     fn on_error(&self, key: Option<u64>, class: QuotaClass) -> Admission {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
         match self.settings.on_store_error {
             OnStoreError::Local => match self.fallback.acquire(key, class) {
                 Acquire::Ready(a) => a,
