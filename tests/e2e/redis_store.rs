@@ -11,6 +11,10 @@ use wa_verify_core::{Client, ErrorKind};
 
 use crate::support::*;
 
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
 fn quota(rate: &str, burst: u32) -> Quota {
     Quota::new(rate.parse().unwrap(), burst)
 }
@@ -516,19 +520,17 @@ async fn cooldowns_are_set_capped_and_expire() {
         },
     );
     // The lesson is recorded beside the call; wait (bounded) until it lands.
-    let mut cooled = None;
-    for _ in 0..100 {
-        if let Admission::Wait {
-            wait,
-            scope: Scope::Cooldown,
-        } = admit(&store, 5, QuotaClass::RequestCode).await
-        {
-            cooled = Some(wait);
-            break;
+    let s = &store;
+    let wait = eventually(ms(500), ms(5), "the cooldown is recorded", || async move {
+        match admit(s, 5, QuotaClass::RequestCode).await {
+            Admission::Wait {
+                wait,
+                scope: Scope::Cooldown,
+            } => Ok(wait),
+            other => Err(format!("{other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let wait = cooled.expect("the cooldown was recorded");
+    })
+    .await;
     assert!(wait <= Duration::from_millis(400), "capped: {wait:?}");
     assert_eq!(
         admit(&store, 5, QuotaClass::VerifyCode).await,
@@ -547,14 +549,13 @@ async fn cooldowns_are_set_capped_and_expire() {
         .parse()
         .unwrap();
     assert!(pttl > 0 && pttl <= 401, "{pttl}");
-    let started = Instant::now();
-    while admit(&store, 5, QuotaClass::RequestCode).await != Admission::Go {
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the cooldown expires"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(ms(2000), ms(20), "the cooldown expires", || async move {
+        match admit(s, 5, QuotaClass::RequestCode).await {
+            Admission::Go => Ok(()),
+            other @ Admission::Wait { .. } => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -587,18 +588,16 @@ async fn every_key_expires_when_idle_so_dbsize_returns_to_zero() {
             "0",
         ])
         .await;
-    let started = Instant::now();
-    loop {
-        let size: u64 = redis.cli(&["DBSIZE"]).await.trim().parse().unwrap();
+    let r = &redis;
+    eventually(ms(2000), ms(20), "DBSIZE back to 0", || async move {
+        let size: u64 = r.cli(&["DBSIZE"]).await.trim().parse().unwrap();
         if size == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("DBSIZE still {size}"))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "DBSIZE still {size}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -778,16 +777,18 @@ async fn a_throttle_seen_by_one_replica_stops_every_replica_for_that_number() {
     let e = replicas[0].request_code(request("77")).await.unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(429));
     // The cooldown lands beside the answer; wait (bounded) until Redis has it.
-    let started = Instant::now();
-    while redis
-        .cli(&["EXISTS", "wa-verify:cd:request_code:77"])
-        .await
-        .trim()
-        != "1"
-    {
-        assert!(started.elapsed() < Duration::from_secs(2));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let r = &redis;
+    eventually(ms(2000), ms(5), "the cooldown key exists", || async move {
+        match r
+            .cli(&["EXISTS", "wa-verify:cd:request_code:77"])
+            .await
+            .trim()
+        {
+            "1" => Ok(()),
+            other => Err(format!("EXISTS {other}")),
+        }
+    })
+    .await;
     let pttl: i64 = redis
         .cli(&["PTTL", "wa-verify:cd:request_code:77"])
         .await
@@ -835,18 +836,17 @@ async fn five_wrong_codes_pause_verify_code_on_every_replica() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::WrongCode);
     }
-    let started = Instant::now();
-    let refused = loop {
-        let e = replicas[2]
-            .verify_code(verify("55", "123456"))
-            .await
-            .unwrap_err();
+    // The fifth lesson may still be on its way to Redis.
+    let third = &replicas[2];
+    let refused = eventually(ms(1000), ms(0), "refused locally", || async move {
+        let e = third.verify_code(verify("55", "123456")).await.unwrap_err();
         if e.is_local() {
-            break e;
+            Ok(e)
+        } else {
+            Err(e.to_string())
         }
-        // The fifth lesson may still be on its way to Redis.
-        assert!(started.elapsed() < Duration::from_secs(1), "{e}");
-    };
+    })
+    .await;
     assert_eq!(refused.kind(), ErrorKind::RateLimited);
     let upstream = recorder.count_for("55");
     assert!(replicas[0]
@@ -859,21 +859,19 @@ async fn five_wrong_codes_pause_verify_code_on_every_replica() {
         upstream,
         "no call upstream while paused"
     );
-    let started = Instant::now();
-    loop {
-        let e = replicas[1]
+    let second = &replicas[1];
+    eventually(ms(2000), ms(50), "the window passes", || async move {
+        let e = second
             .verify_code(verify("55", "123456"))
             .await
             .unwrap_err();
-        if !e.is_local() {
-            break;
+        if e.is_local() {
+            Err(e.to_string())
+        } else {
+            Ok(())
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "the window passes"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -943,15 +941,15 @@ async fn redis_killed_and_restarted_falls_back_to_the_local_share_and_returns() 
         "{wait:?}"
     );
     redis.restart().await;
-    let back = Instant::now();
-    while store.is_in_outage() || admit(&store, 3, QuotaClass::RequestCode).await != Admission::Go {
-        let _ = admit(&store, 4, QuotaClass::RequestCode).await;
-        assert!(
-            back.elapsed() < Duration::from_secs(1),
-            "Redis used again within 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let s = &store;
+    eventually(ms(1000), ms(20), "Redis used again", || async move {
+        if !s.is_in_outage() && admit(s, 3, QuotaClass::RequestCode).await == Admission::Go {
+            return Ok(());
+        }
+        let _ = admit(s, 4, QuotaClass::RequestCode).await;
+        Err(format!("in outage: {}", s.is_in_outage()))
+    })
+    .await;
     let size: u64 = redis.cli(&["DBSIZE"]).await.trim().parse().unwrap();
     assert!(size > 0, "the state is in Redis again");
 }

@@ -1,7 +1,8 @@
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -49,6 +50,33 @@ pub(crate) async fn closed_base() -> String {
         .unwrap()
         .port();
     format!("http://127.0.0.1:{port}")
+}
+
+/// Asks `check` again every `every` until it gives `Ok`, failing after `limit` with
+/// `what` and the last `Err`: for effects that land beside a call (a lesson on its way
+/// to Redis, a key expiring, a window passing).
+pub(crate) async fn eventually<T, F, Fut>(
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    mut check: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    loop {
+        let not_yet = match check().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(
+            started.elapsed() < limit,
+            "{what} within {limit:?}: {not_yet}"
+        );
+        tokio::time::sleep(every).await;
+    }
 }
 
 pub(crate) fn client(config: StackConfig) -> Client {
