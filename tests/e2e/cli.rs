@@ -1,41 +1,14 @@
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig, SandboxHandle};
 
 use crate::support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wa-verify");
-
-fn wa(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env_remove("WHATSAPP_ACCESS_TOKEN")
-        .env_remove("RUST_LOG");
-    c
-}
-
-/// Runs the CLI off the async runtime (it blocks) and returns its output.
-async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
 fn with_token(mut c: Command, token: &str) -> Command {
     c.env("WHATSAPP_ACCESS_TOKEN", token);
     c
-}
-
-fn json(out: &Output) -> Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.trim().lines().count(),
-        1,
-        "exactly one JSON object: {text}"
-    );
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 fn against(sb: &SandboxHandle, args: &[&str]) -> Command {

@@ -248,31 +248,19 @@ async fn a_full_onboarding_traces_and_prints_no_secret() {
         assert!(!text.contains(secret), "{secret} in trace output");
     }
     // The CLI, at TRACE level, prints none either.
-    let bin = env!("CARGO_BIN_EXE_wa-verify");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin)
-            .args([
-                "onboard",
-                "--sandbox",
-                "--phone-number-id",
-                "32",
-                "-vvv",
-                "--output",
-                "json",
-            ])
-            .env("WHATSAPP_REGISTRATION_PIN", "864209")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut cmd = wa(&[
+        "onboard",
+        "--sandbox",
+        "--phone-number-id",
+        "32",
+        "-vvv",
+        "--output",
+        "json",
+    ]);
+    cmd.env("WHATSAPP_REGISTRATION_PIN", "864209");
+    let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = printed(&out);
     assert!(all.contains("register"));
     assert!(
         !all.contains("864209") && !all.contains("SANDBOX"),
@@ -286,35 +274,27 @@ async fn cli_register_deregister_and_pre_verified() {
     let c = client(client_config(sb.base_url().as_str()));
     verified(&c, &sb, "41").await;
     let base = sb.base_url().as_str().to_owned();
-    let run = |args: Vec<&'static str>, pin: Option<&'static str>| {
-        let base = base.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"));
-                cmd.args(&args)
-                    .args(["--base-url", &base, "--output", "json"]);
-                cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
-                    .env_remove("WHATSAPP_REGISTRATION_PIN");
-                if let Some(p) = pin {
-                    cmd.env("WHATSAPP_REGISTRATION_PIN", p);
-                }
-                cmd.output().unwrap()
-            })
-            .await
-            .unwrap()
+    let cli = |args: Vec<&'static str>, pin: Option<&'static str>| {
+        let mut cmd = wa(&args);
+        cmd.args(["--base-url", &base, "--output", "json"])
+            .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+            .env_remove("WHATSAPP_REGISTRATION_PIN");
+        if let Some(p) = pin {
+            cmd.env("WHATSAPP_REGISTRATION_PIN", p);
         }
+        run(cmd)
     };
-    let no_pin = run(vec!["register", "--phone-number-id", "41"], None).await;
+    let no_pin = cli(vec!["register", "--phone-number-id", "41"], None).await;
     assert_eq!(no_pin.status.code(), Some(2));
-    let ok = run(vec!["register", "--phone-number-id", "41"], Some("135790")).await;
+    let ok = cli(vec!["register", "--phone-number-id", "41"], Some("135790")).await;
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
-    let again = run(vec!["register", "--phone-number-id", "41"], Some("135790")).await;
+    let again = cli(vec!["register", "--phone-number-id", "41"], Some("135790")).await;
     assert_eq!(again.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["error"]["kind"], "unprocessable");
-    let dereg = run(vec!["deregister", "--phone-number-id", "41"], None).await;
+    let dereg = cli(vec!["deregister", "--phone-number-id", "41"], None).await;
     assert_eq!(dereg.status.code(), Some(0), "{dereg:?}");
-    let pre = run(
+    let pre = cli(
         vec!["request-code", "--phone-number-id", "42", "--pre-verified"],
         None,
     )

@@ -456,31 +456,25 @@ async fn bench_reports_the_checks_the_fallback_answered() {
     let redis = RedisServer::start().await;
     let closed = closed_base().await.replace("http://", "redis://");
     for (url, shared) in [(redis.url(), true), (closed, false)] {
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
-                .args([
-                    "bench",
-                    "--sandbox",
-                    "--numbers",
-                    "4",
-                    "--duration",
-                    "300ms",
-                    "--concurrency",
-                    "4",
-                    "--limiter-store",
-                    "redis",
-                    "--redis-url",
-                    &url,
-                    "--output",
-                    "json",
-                ])
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let out = run(wa(&[
+            "bench",
+            "--sandbox",
+            "--numbers",
+            "4",
+            "--duration",
+            "300ms",
+            "--concurrency",
+            "4",
+            "--limiter-store",
+            "redis",
+            "--redis-url",
+            &url,
+            "--output",
+            "json",
+        ]))
+        .await;
         assert_eq!(out.status.code(), Some(0), "{out:?}");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = json(&out);
         let calls = v["calls"].as_u64().unwrap();
         let fallbacks = v["rate_limit"]["store_fallbacks"].as_u64().unwrap();
         assert!(calls > 0);
@@ -634,44 +628,31 @@ async fn the_redis_password_never_shows() {
     cfg.rate_limit.store.url = Some("redis://:FAKE-redis-pass@127.0.0.1:1".parse().unwrap());
     let text = format!("{cfg:?} {:?}", cfg.rate_limit.store());
     assert!(!text.contains("FAKE-redis-pass"), "{text}");
-    let out = tokio::task::spawn_blocking(|| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
-            .args([
-                "request-code",
-                "--phone-number-id",
-                "1",
-                "--limiter-store",
-                "redis",
-                "--base-url",
-                "http://127.0.0.1:1",
-                "-vv",
-                "--attempt-timeout",
-                "100ms",
-                "--max-attempts",
-                "1",
-            ])
-            .env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")
-            .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = wa(&[
+        "request-code",
+        "--phone-number-id",
+        "1",
+        "--limiter-store",
+        "redis",
+        "--base-url",
+        "http://127.0.0.1:1",
+        "-vv",
+        "--attempt-timeout",
+        "100ms",
+        "--max-attempts",
+        "1",
+    ]);
+    cmd.env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")
+        .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
+    let all = printed(&run(cmd).await);
     assert!(!all.contains("FAKE-redis-pass"), "{all}");
     assert!(
         all.contains("rate-limit store unavailable") && all.contains("connection refused"),
         "the outage warning says why: {all}"
     );
-    let help = std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"))
-        .args(["request-code", "--help"])
-        .env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1")
-        .output()
-        .unwrap();
+    let mut cmd = wa(&["request-code", "--help"]);
+    cmd.env("REDIS_URL", "redis://:FAKE-redis-pass@127.0.0.1:1");
+    let help = run(cmd).await;
     assert!(!String::from_utf8_lossy(&help.stdout).contains("FAKE-redis-pass"));
 }
 

@@ -79,6 +79,42 @@ where
     }
 }
 
+/// The built `wa-verify` with `args`, without the token or `RUST_LOG` of the environment.
+pub(crate) fn wa(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_wa-verify"));
+    c.args(args)
+        .env_remove("WHATSAPP_ACCESS_TOKEN")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// Runs the CLI off the async runtime (it blocks) and returns its output.
+pub(crate) async fn run(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The one JSON object the CLI printed on stdout.
+pub(crate) fn json(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim().lines().count(),
+        1,
+        "exactly one JSON object: {text}"
+    );
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Everything the CLI printed, stdout then stderr.
+pub(crate) fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub(crate) fn client(config: StackConfig) -> Client {
     Client::from_config(config, token()).unwrap()
 }
