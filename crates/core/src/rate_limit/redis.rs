@@ -383,6 +383,7 @@ fn share(q: Quota, replicas: u32) -> Quota {
 }
 
 /// A number as it appears in keys (`none` for calls of no number).
+#[derive(Clone, Copy)]
 struct Number(Option<u64>);
 
 impl fmt::Display for Number {
@@ -390,6 +391,37 @@ impl fmt::Display for Number {
         match self.0 {
             Some(n) => write!(f, "{n}"),
             None => f.write_str("none"),
+        }
+    }
+}
+
+/// Every key the store keeps, after the prefix. Named in one place, so the acquire
+/// script and the lessons always meet on the same keys.
+#[derive(Clone, Copy)]
+enum Key {
+    /// A class's cooldown for one number.
+    Cooldown(QuotaClass, Number),
+    /// A class's cooldown for the whole app.
+    AppCooldown(QuotaClass),
+    /// The wrong-code counter of a number.
+    WrongCodes(Number),
+    /// The register/deregister log of a number.
+    Registration(Number),
+    /// The GCRA state of per-number quota `idx` for a number.
+    Quota(usize, Number),
+    /// The GCRA state of the global quota at `idx`.
+    Global(usize),
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Cooldown(c, n) => write!(f, "cd:{}:{n}", c.as_str()),
+            Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
+            Key::WrongCodes(n) => write!(f, "wc:{n}"),
+            Key::Registration(n) => write!(f, "reg:{n}"),
+            Key::Quota(idx, n) => write!(f, "q{idx}:{n}"),
+            Key::Global(idx) => write!(f, "g{idx}"),
         }
     }
 }
@@ -464,8 +496,8 @@ impl RedisStore {
         self.inner.fallbacks.load(Ordering::Relaxed)
     }
 
-    fn key(&self, parts: fmt::Arguments<'_>) -> String {
-        format!("{}{parts}", self.inner.settings.key_prefix)
+    fn key(&self, key: Key) -> String {
+        format!("{}{key}", self.inner.settings.key_prefix)
     }
 }
 
@@ -482,10 +514,10 @@ struct Keys {
 }
 
 impl Keys {
-    fn add(&mut self, prefix: &str, rest: fmt::Arguments<'_>) -> i64 {
+    fn add(&mut self, prefix: &str, key: Key) -> i64 {
         use fmt::Write as _;
         self.text.push_str(prefix);
-        let _ = self.text.write_fmt(rest);
+        let _ = write!(self.text, "{key}");
         self.ends.push(self.text.len());
         self.ends.len() as i64
     }
@@ -582,8 +614,7 @@ impl Inner {
             if *id == 0 {
                 shape_count += 1;
                 *id = shape_count;
-                let c = class.as_str();
-                shapes.push(keys.add(prefix, format_args!("cd:{c}:app")));
+                shapes.push(keys.add(prefix, Key::AppCooldown(class)));
                 shapes.extend([wrong_max, reg_max, reg_window]);
                 let mine = || self.quotas.iter().enumerate().filter(|(_, q)| local(q.2));
                 shapes.push(mine().count() as i64);
@@ -596,23 +627,22 @@ impl Inner {
                 };
                 shapes.push(shared().count() as i64);
                 for (idx, _) in shared() {
-                    shapes.push(keys.add(prefix, format_args!("g{idx}")));
+                    shapes.push(keys.add(prefix, Key::Global(idx)));
                     shapes.push(idx as i64 + 1);
                 }
             }
             per_check.push(*id);
             let number = Number(check.key);
-            let c = class.as_str();
-            per_check.push(keys.add(prefix, format_args!("cd:{c}:{number}")));
+            per_check.push(keys.add(prefix, Key::Cooldown(class, number)));
             if wrong_max > 0 {
-                keys.add(prefix, format_args!("wc:{number}"));
+                keys.add(prefix, Key::WrongCodes(number));
             }
             if reg_max > 0 {
-                keys.add(prefix, format_args!("reg:{number}"));
+                keys.add(prefix, Key::Registration(number));
             }
             for (idx, q) in self.quotas.iter().enumerate() {
                 if local(q.2) {
-                    keys.add(prefix, format_args!("q{idx}:{number}"));
+                    keys.add(prefix, Key::Quota(idx, number));
                 }
             }
         }
@@ -729,24 +759,25 @@ impl RateLimitStore for RedisStore {
         // The fallback learns too, so an outage right after does not forget it.
         self.inner.fallback.learn(key, class, lesson);
         let number = Number(key);
-        let c = class.as_str();
-        let (script, redis_key, arg) = match lesson {
+        // The script as a way to find it, since the task below owns the store.
+        type Pick = fn(&Inner) -> &Script;
+        let (script, redis_key, arg): (Pick, _, _) = match lesson {
             Lesson::Throttled { wait, app_wide } => {
                 let cap = self.inner.limits.cooldown_cap(class);
                 let k = if app_wide || key.is_none() {
-                    self.key(format_args!("cd:{c}:app"))
+                    self.key(Key::AppCooldown(class))
                 } else {
-                    self.key(format_args!("cd:{c}:{number}"))
+                    self.key(Key::Cooldown(class, number))
                 };
-                (1, k, micros(wait.min(cap)))
+                (|i| &i.cooldown, k, micros(wait.min(cap)))
             }
             Lesson::WrongCode => {
                 let (Some(_), Some(w)) = (key, self.inner.limits.wrong_codes) else {
                     return;
                 };
                 (
-                    2,
-                    self.key(format_args!("wc:{number}")),
+                    |i| &i.wrong_code,
+                    self.key(Key::WrongCodes(number)),
                     w.window.as_millis() as i64,
                 )
             }
@@ -760,12 +791,7 @@ impl RateLimitStore for RedisStore {
         // Recording must not delay the answer: it runs beside it, bounded by the timeout.
         runtime.spawn(async move {
             let i = &*store;
-            let s = if script == 1 {
-                &i.cooldown
-            } else {
-                &i.wrong_code
-            };
-            let mut inv = s.prepare_invoke();
+            let mut inv = script(i).prepare_invoke();
             inv.key(&redis_key).arg(arg);
             let record = async { inv.invoke_async::<i64>(&mut i.conn()?).await };
             match tokio::time::timeout(i.settings.timeout * 4, record).await {
