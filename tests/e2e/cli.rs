@@ -417,29 +417,29 @@ async fn bench_json_report_counts_what_the_sandbox_counted() {
     );
 }
 
+/// The axum example's router, served in-process on a free port and called over real HTTP.
+/// It is the example's own code (`examples/axum_gateway/app.rs`), not a binary an earlier
+/// build left behind. See: issue 15.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_axum_example_answers_a_real_request_to_its_route() {
-    // cargo builds the examples beside the test binaries.
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("axum_gateway");
-    let out = run({
-        let mut c = Command::new(&example);
-        c.arg("--once");
-        c
-    })
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.starts_with("200 ") && text.contains("\"sent\":true"),
-        "{text}"
-    );
+    let sb = sandbox(Default::default()).await;
+    let app = crate::axum_gateway::router(client(client_config(&sb.base_url().to_string())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{addr}/numbers/1234567890/verification-code");
+    let res = plain("POST", &url, &[], "").await.unwrap();
+    let body = String::from_utf8_lossy(&res.body).into_owned();
+    assert_eq!(res.status, 200, "{body}");
+    assert!(body.contains("\"sent\":true"), "{body}");
+    assert_eq!(sb.outbox().len(), 1);
+    // A bad id is the caller's mistake: 400 with the library's error kind.
+    let bad = format!("http://{addr}/numbers/12ab/verification-code");
+    let res = plain("POST", &bad, &[], "").await.unwrap();
+    assert_eq!(res.status, 400);
+    assert!(String::from_utf8_lossy(&res.body).contains("invalid_input"));
+    assert_eq!(sb.outbox().len(), 1, "nothing sent for a bad id");
+    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,8 @@
 //! End-to-end tests: the library, the sandbox and the CLI over real loopback HTTP.
 
+// The axum example's router (examples/axum_gateway/app.rs), served in-process by a test.
+#[path = "../../examples/axum_gateway/app.rs"]
+mod axum_gateway;
 // Helpers: a plain HTTP client, a raw scripted server, client builders.
 mod support;
 

@@ -5,43 +5,10 @@
 //! sandbox until Ctrl-C; `-- --once` serves on a free port, calls its own route once
 //! over real HTTP, prints the answer and exits (CI runs it that way).
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{routing::post, Json, Router};
-use serde_json::json;
-use wa_verify_core::{Client, CodeMethod, Error, ErrorKind, RequestCode};
+mod app;
+
+use wa_verify_core::Client;
 use wa_verify_sandbox::Sandbox;
-
-async fn request_code(State(client): State<Client>, Path(id): Path<String>) -> Response {
-    let op = match id.parse() {
-        Ok(id) => RequestCode::new(id, CodeMethod::Sms, Default::default()),
-        Err(e) => return failure(&e),
-    };
-    match client.request_code(op).await {
-        Ok(r) => Json(json!({"sent": true, "fbtrace_id": r.fbtrace_id()})).into_response(),
-        Err(e) => failure(&e),
-    }
-}
-
-/// Our callers' view: their mistakes are 4xx, Meta's trouble is 502/503/504.
-fn failure(e: &Error) -> Response {
-    let status = match e.kind() {
-        ErrorKind::InvalidInput | ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Unprocessable | ErrorKind::WrongCode => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    let body = json!({"error": {"kind": e.kind().as_str(), "message": e.to_string(), "fbtrace_id": e.fbtrace_id()}});
-    let mut res = (status, Json(body)).into_response();
-    if let Some(wait) = e.retry_after() {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
-    }
-    res
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,9 +18,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .base_url(sandbox.base_url().clone())
         .token(sandbox.token().clone())
         .build()?;
-    let app = Router::new()
-        .route("/numbers/{id}/verification-code", post(request_code))
-        .with_state(client);
     let listener = tokio::net::TcpListener::bind(if once {
         "127.0.0.1:0"
     } else {
@@ -61,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app::router(client)).await });
     if !once {
         println!("try: curl -X POST http://{addr}/numbers/1234567890/verification-code");
         tokio::signal::ctrl_c().await?;
