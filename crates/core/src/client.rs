@@ -199,6 +199,7 @@ pub struct ClientBuilder {
     config: StackConfig,
     auth: Option<AuthLayer>,
     policy: Option<RetryPolicy>,
+    provider: Option<Arc<rustls::crypto::CryptoProvider>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -252,6 +253,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The rustls crypto provider of the default transport, instead of
+    /// [`transport::default_provider`](crate::transport::default_provider) (ring, or
+    /// aws-lc-rs with the `aws-lc-rs` feature). The process-level default is never used.
+    pub fn crypto_provider(mut self, provider: Arc<rustls::crypto::CryptoProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
     /// A hand-made retry policy, instead of the one `config.retry` describes.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
@@ -264,7 +273,11 @@ impl ClientBuilder {
     ///
     /// `invalid_input` with no token or with settings that cannot work.
     pub fn build(self) -> Result<Client, Error> {
-        let transport = Transport::new(&self.config.transport)?;
+        let provider = match &self.provider {
+            Some(p) => p.clone(),
+            None => crate::transport::default_provider(),
+        };
+        let transport = Transport::with_provider(&self.config.transport, provider)?;
         self.build_with_http(transport)
     }
 

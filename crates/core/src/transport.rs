@@ -3,6 +3,14 @@
 //! HTTP/1.1 and HTTP/2 are negotiated by ALPN; connections are pooled with TCP_NODELAY and
 //! a connect timeout. A connection that fails before the request is written is reported
 //! as such, because only then is a resend certainly safe.
+//!
+//! # Crypto provider
+//!
+//! The transport names its rustls crypto provider itself: ring by default, aws-lc-rs with
+//! the `aws-lc-rs` feature, or any provider passed to [`Transport::with_provider`]. It
+//! never reads or installs rustls' process-level default, which belongs to the
+//! application: in an app that also links reqwest's default features, rustls has both
+//! providers and no default, and asking for one would panic (see: issue 16).
 
 use std::fmt;
 use std::future::Future;
@@ -12,6 +20,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use rustls::crypto::CryptoProvider;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{self, Client};
@@ -65,25 +74,50 @@ impl fmt::Debug for Transport {
     }
 }
 
+/// The crypto provider the transport uses unless given one: aws-lc-rs with the
+/// `aws-lc-rs` feature, else ring. Never rustls' process default.
+pub fn default_provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
 impl Transport {
-    /// A transport with the given settings, trusting webpki roots (and, with the
-    /// `native-roots` feature, the operating system's store instead).
+    /// A transport with the given settings and the [`default_provider`], trusting webpki
+    /// roots (and, with the `native-roots` feature, the operating system's store instead).
     ///
     /// # Errors
     ///
-    /// Fails with `transport` only when the `native-roots` feature is on and the
-    /// system's certificate store cannot be read.
+    /// As [`with_provider`](Self::with_provider).
     pub fn new(config: &TransportConfig) -> Result<Self, Error> {
+        Self::with_provider(config, default_provider())
+    }
+
+    /// A transport with the given settings and rustls crypto provider.
+    ///
+    /// # Errors
+    ///
+    /// `transport` when the provider supports none of rustls' safe protocol versions, or
+    /// when the `native-roots` feature is on and the system's certificate store cannot be
+    /// read. Never panics.
+    pub fn with_provider(
+        config: &TransportConfig,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, Error> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.enforce_http(false);
         #[cfg(feature = "native-roots")]
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
+            .with_provider_and_native_roots(provider)
             .map_err(|e| Error::transport(e, false))?;
         #[cfg(not(feature = "native-roots"))]
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| Error::transport(e, false))?;
         let builder = builder.https_or_http();
         let connector = if config.http2_only {
             builder.enable_http2().wrap_connector(http)

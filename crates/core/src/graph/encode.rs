@@ -55,11 +55,17 @@ impl fmt::Display for Encoding {
 
 const BOUNDARY: &str = "wa-verify-3f9c1d7e5b";
 
-/// Serializes the operation's fields; returns the Content-Type and the body.
-pub(crate) fn encode<O: Operation>(encoding: Encoding, op: &O) -> (HeaderValue, Bytes) {
+/// Serializes the operation's fields; returns the Content-Type and the body. An operation
+/// with no fields (`deregister`) has neither: Meta's spec defines no body for it, real
+/// clients send none, and a spec-validating server refuses `{}` (see: issue 16).
+pub(crate) fn encode<O: Operation>(encoding: Encoding, op: &O) -> (Option<HeaderValue>, Bytes) {
     let mut fields: Vec<Field<'_>> = Vec::with_capacity(4);
     op.fields(&mut |f| fields.push(f));
-    encode_fields(encoding, &fields)
+    if fields.is_empty() {
+        return (None, Bytes::new());
+    }
+    let (content_type, body) = encode_fields(encoding, &fields);
+    (Some(content_type), body)
 }
 
 pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (HeaderValue, Bytes) {
@@ -141,7 +147,7 @@ mod tests {
     #[test]
     fn json_body_byte_for_byte() {
         let (ct, body) = encode(Encoding::Json, &request_code());
-        assert_eq!(ct, "application/json");
+        assert_eq!(ct.unwrap(), "application/json");
         assert_eq!(&body[..], br#"{"code_method":"VOICE","language":"pt_BR"}"#);
         let verify = VerifyCode::new("1".parse().unwrap(), "012345".parse().unwrap());
         assert_eq!(
@@ -153,14 +159,17 @@ mod tests {
     #[test]
     fn form_body_byte_for_byte() {
         let (ct, body) = encode(Encoding::Form, &request_code());
-        assert_eq!(ct, "application/x-www-form-urlencoded");
+        assert_eq!(ct.unwrap(), "application/x-www-form-urlencoded");
         assert_eq!(&body[..], b"code_method=VOICE&language=pt_BR");
     }
 
     #[test]
     fn multipart_body_byte_for_byte() {
         let (ct, body) = encode(Encoding::Multipart, &request_code());
-        assert_eq!(ct, "multipart/form-data; boundary=wa-verify-3f9c1d7e5b");
+        assert_eq!(
+            ct.unwrap(),
+            "multipart/form-data; boundary=wa-verify-3f9c1d7e5b"
+        );
         let expected = "--wa-verify-3f9c1d7e5b\r\nContent-Disposition: form-data; name=\"code_method\"\r\n\r\nVOICE\r\n\
                         --wa-verify-3f9c1d7e5b\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\npt_BR\r\n\
                         --wa-verify-3f9c1d7e5b--\r\n";

@@ -285,7 +285,9 @@ impl<S> Graph<S> {
         *req.uri_mut() = uri;
         let h = req.headers_mut();
         h.reserve(4);
-        h.insert(CONTENT_TYPE, content_type);
+        if let Some(content_type) = content_type {
+            h.insert(CONTENT_TYPE, content_type);
+        }
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
         h.insert(USER_AGENT, s.user_agent.clone());
         Ok(req)
