@@ -47,7 +47,8 @@ pub fn op(i: u64) -> RequestCode {
 
 /// A quota so large it never binds: the limiter's cost without its waits.
 pub fn never_binding() -> Quota {
-    Quota::new("1000000000/s".parse().unwrap(), 0)
+    // The fastest rate a quota takes (one call per µs), with a burst of a second of it.
+    Quota::new("1000000/s".parse().unwrap(), 1_000_000)
 }
 
 /// The full default stack with per-number and global limits that never bind.

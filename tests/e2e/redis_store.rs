@@ -245,14 +245,8 @@ async fn a_batch_answers_like_the_same_calls_one_by_one() {
     use QuotaClass::{Other, Registration as Reg, RequestCode as Rc, VerifyCode as Vc};
     let redis = RedisServer::start().await;
     let mut limits = Limits::quotas(&[quota("2/s", 2)], Some(quota("50/s", 12)));
-    limits.registration = Some(WindowLimit {
-        max: 2,
-        window: Duration::from_secs(3600),
-    });
-    limits.wrong_codes = Some(WindowLimit {
-        max: 1,
-        window: Duration::from_secs(3600),
-    });
+    limits.registration = Some(WindowLimit::new(2, Duration::from_secs(3600)).unwrap());
+    limits.wrong_codes = Some(WindowLimit::new(1, Duration::from_secs(3600)).unwrap());
     let calls: Vec<Call> = vec![
         (Some(1), Rc),
         (Some(1), Rc),
@@ -318,14 +312,10 @@ async fn random_batches_answer_like_the_same_calls_one_by_one() {
             .collect();
         let global = (next(2) == 0).then(|| quota("10/s", 3 + next(10) as u32));
         let mut limits = Limits::quotas(&per_number, global);
-        limits.registration = (next(3) > 0).then(|| WindowLimit {
-            max: 1 + next(3) as u32,
-            window: Duration::from_secs(3600),
-        });
-        limits.wrong_codes = (next(3) > 0).then(|| WindowLimit {
-            max: 1 + next(2) as u32,
-            window: Duration::from_secs(3600),
-        });
+        limits.registration = (next(3) > 0)
+            .then(|| WindowLimit::new(1 + next(3) as u32, Duration::from_secs(3600)).unwrap());
+        limits.wrong_codes = (next(3) > 0)
+            .then(|| WindowLimit::new(1 + next(2) as u32, Duration::from_secs(3600)).unwrap());
         let classes = [Rc, Vc, Reg, Other];
         let calls: Vec<Call> = (0..10 + next(30))
             .map(|_| {
@@ -553,15 +543,20 @@ async fn cooldowns_are_set_capped_and_expire() {
     );
     // The lesson is recorded beside the call; wait (bounded) until it lands.
     let s = &store;
-    let wait = eventually(ms(10_000), ms(5), "the cooldown is recorded", || async move {
-        match admit(s, 5, QuotaClass::RequestCode).await {
-            Admission::Wait {
-                wait,
-                scope: Scope::Cooldown,
-            } => Ok(wait),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    let wait = eventually(
+        ms(10_000),
+        ms(5),
+        "the cooldown is recorded",
+        || async move {
+            match admit(s, 5, QuotaClass::RequestCode).await {
+                Admission::Wait {
+                    wait,
+                    scope: Scope::Cooldown,
+                } => Ok(wait),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await;
     assert!(wait <= Duration::from_millis(400), "capped: {wait:?}");
     assert_eq!(
@@ -797,16 +792,21 @@ async fn a_throttle_seen_by_one_replica_stops_every_replica_for_that_number() {
     assert_eq!(e.status().map(|s| s.as_u16()), Some(429));
     // The cooldown lands beside the answer; wait (bounded) until Redis has it.
     let r = &redis;
-    eventually(ms(10_000), ms(5), "the cooldown key exists", || async move {
-        match r
-            .cli(&["EXISTS", "wa-verify:cd:request_code:77"])
-            .await
-            .trim()
-        {
-            "1" => Ok(()),
-            other => Err(format!("EXISTS {other}")),
-        }
-    })
+    eventually(
+        ms(10_000),
+        ms(5),
+        "the cooldown key exists",
+        || async move {
+            match r
+                .cli(&["EXISTS", "wa-verify:cd:request_code:77"])
+                .await
+                .trim()
+            {
+                "1" => Ok(()),
+                other => Err(format!("EXISTS {other}")),
+            }
+        },
+    )
     .await;
     let pttl: i64 = redis
         .cli(&["PTTL", "wa-verify:cd:request_code:77"])
@@ -841,11 +841,8 @@ async fn five_wrong_codes_pause_verify_code_on_every_replica() {
     let recorder = Recorder::start(move |_, op| (op == "verify_code").then(wrong)).await;
     let config = || {
         let mut c = redis_config(&recorder.base(), &redis, quota("100/s", 10));
-        c.rate_limit.wrong_codes = Some(wa_verify_core::config::WindowConfig {
-            max: 5,
-            // Wide enough that five calls fit in it on a loaded machine.
-            window: Duration::from_secs(3),
-        });
+        // Wide enough that five calls fit in it on a loaded machine.
+        c.rate_limit.wrong_codes = Some(WindowLimit::new(5, Duration::from_secs(3)).unwrap());
         c
     };
     let replicas: Vec<Client> = (0..3).map(|_| client(config())).collect();
@@ -961,7 +958,10 @@ async fn redis_killed_and_restarted_falls_back_to_the_local_share_and_returns() 
     // time between the two calls is the interval, whatever the machine's load.
     let between = started[1] - started[0];
     assert!(wait <= ms(300), "{wait:?}");
-    assert!(wait + between >= ms(290), "{wait:?} + {between:?}: the 300 ms share");
+    assert!(
+        wait + between >= ms(290),
+        "{wait:?} + {between:?}: the 300 ms share"
+    );
     redis.restart().await;
     let s = &store;
     eventually(ms(10_000), ms(20), "Redis used again", || async move {

@@ -289,6 +289,7 @@ impl ClientBuilder {
     /// `invalid_input` with no token or with settings that cannot work.
     pub fn build_with_http<H>(self, http: H) -> Result<Client<H>, Error> {
         let c = &self.config;
+        c.timeouts.validate()?;
         let auth = self.auth.ok_or_else(|| {
             Error::invalid_input(
                 "no access token: pass one with ClientBuilder::token or token_provider",

@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, DEFAULT_BODY_LIMIT};
 use crate::operation::ApiVersion;
 use crate::rate_limit::{
-    AnyStore, Limits, MemoryStore, OnStoreError, Quota, RateLimitLayer, RedisUrl, WindowLimit,
+    window_or_off, AnyStore, Limits, MemoryStore, OnStoreError, Quota, RateLimitLayer, RedisUrl,
+    WindowLimit,
 };
 use crate::retry::{BackoffSettings, RetryPolicy, TpsBudget};
 use crate::timeout::{AttemptTimeoutLayer, DeadlineLayer};
@@ -106,16 +107,17 @@ impl StackConfig {
     }
 }
 
-/// The two timeouts; `"off"` or absent turns one off.
+/// The two timeouts; `"off"` turns one off. A zero is refused: it would time out before
+/// anything is sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TimeoutConfig {
     /// One attempt's limit.
-    #[serde(with = "opt_duration")]
+    #[serde(with = "opt_timeout")]
     pub attempt: Option<Duration>,
     /// The whole call's limit, backoff sleeps included.
-    #[serde(with = "opt_duration")]
+    #[serde(with = "opt_timeout")]
     pub deadline: Option<Duration>,
 }
 
@@ -129,6 +131,22 @@ impl Default for TimeoutConfig {
 }
 
 impl TimeoutConfig {
+    /// Refuses a zero timeout set in code (config files cannot hold one).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` naming the timeout.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (name, t) in [("attempt", self.attempt), ("deadline", self.deadline)] {
+            if t.is_some_and(|t| t.is_zero()) {
+                return Err(Error::invalid_input(format!(
+                    "timeouts.{name} must be longer than zero; write \"off\" to turn it off"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The attempt timeout layer.
     pub fn attempt_layer(&self) -> AttemptTimeoutLayer {
         AttemptTimeoutLayer::new(self.attempt)
@@ -248,9 +266,12 @@ impl RetryConfig {
 pub struct RateLimitConfig {
     /// `false` turns the whole layer off: no quota, budget, guard or cooldown.
     pub enabled: bool,
-    /// Quotas every number must satisfy at once (e.g. `1/min` against bursts and `5/h`
-    /// against abuse).
+    /// Quotas every number's `request_code` calls must satisfy at once (e.g. `1/min`
+    /// against bursts and `5/h` against abuse). They limit sending codes only.
     pub per_number: Vec<Quota>,
+    /// Quotas every number's `verify_code` calls must satisfy at once (none by default;
+    /// the wrong-code guard protects verify_code too).
+    pub verify_per_number: Vec<Quota>,
     /// The app-level quota over all numbers.
     pub global: Option<Quota>,
     /// How long a call may wait for its slot before failing with `rate_limited`.
@@ -259,10 +280,13 @@ pub struct RateLimitConfig {
     /// Idle numbers are forgotten every this many calls (0: never).
     pub evict_every: u64,
     /// register/deregister calls per number in a moving window (Meta: 10 per 72 h);
-    /// `None` turns the budget off.
-    pub registration: Option<WindowConfig>,
-    /// Wrong codes per number before verify_code pauses locally; `None` turns it off.
-    pub wrong_codes: Option<WindowConfig>,
+    /// `"off"` (`None`) turns the budget off.
+    #[serde(with = "window_or_off")]
+    pub registration: Option<WindowLimit>,
+    /// Wrong codes per number before verify_code pauses locally; `"off"` (`None`) turns
+    /// the guard off.
+    #[serde(with = "window_or_off")]
+    pub wrong_codes: Option<WindowLimit>,
     /// The cooldown after a throttle that gave no wait hint.
     #[serde(with = "duration")]
     pub default_cooldown: Duration,
@@ -295,8 +319,9 @@ pub struct StoreConfig {
     pub url: Option<RedisUrl>,
     /// Prepended to every Redis key.
     pub key_prefix: String,
-    /// The longest a Redis check may take before `on_store_error` applies.
-    #[serde(with = "duration")]
+    /// The longest a Redis check (or lesson) may take before `on_store_error` applies;
+    /// longer than zero.
+    #[serde(with = "timeout")]
     pub timeout: Duration,
     /// What to do when Redis fails: `local`, `deny` or `allow`.
     pub on_store_error: OnStoreError,
@@ -321,34 +346,18 @@ impl Default for StoreConfig {
     }
 }
 
-/// At most `max` events in a moving `window`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowConfig {
-    /// The most events.
-    pub max: u32,
-    /// The window.
-    #[serde(with = "duration")]
-    pub window: Duration,
-}
-
 impl Default for RateLimitConfig {
     fn default() -> Self {
         let limits = Limits::default();
-        let window = |w: Option<WindowLimit>| {
-            w.map(|w| WindowConfig {
-                max: w.max,
-                window: w.window,
-            })
-        };
         Self {
             enabled: true,
             per_number: Vec::new(),
+            verify_per_number: Vec::new(),
             global: None,
             max_wait: Duration::ZERO,
             evict_every: 1 << 16,
-            registration: window(limits.registration),
-            wrong_codes: window(limits.wrong_codes),
+            registration: limits.registration,
+            wrong_codes: limits.wrong_codes,
             default_cooldown: Duration::from_secs(600),
             max_cooldown: limits.max_cooldown,
             store: StoreConfig::default(),
@@ -360,20 +369,12 @@ impl RateLimitConfig {
     /// Every limit these settings describe.
     pub fn limits(&self) -> Limits {
         if !self.enabled {
-            let mut none = Limits::quotas(&[], None);
-            none.registration = None;
-            none.wrong_codes = None;
-            return none;
+            return Limits::none();
         }
-        let window = |w: Option<WindowConfig>| {
-            w.map(|w| WindowLimit {
-                max: w.max,
-                window: w.window,
-            })
-        };
         let mut limits = Limits::quotas(&self.per_number, self.global);
-        limits.registration = window(self.registration);
-        limits.wrong_codes = window(self.wrong_codes);
+        limits.verify_per_number.clone_from(&self.verify_per_number);
+        limits.registration = self.registration;
+        limits.wrong_codes = self.wrong_codes;
         limits.max_cooldown = self.store.max_cooldown.unwrap_or(self.max_cooldown);
         limits
     }
@@ -385,6 +386,7 @@ impl RateLimitConfig {
     /// `invalid_input` when Redis is asked for without a URL, or without the `redis`
     /// feature.
     pub fn store(&self) -> Result<AnyStore, Error> {
+        self.limits().validate()?;
         match self.store.kind {
             _ if !self.enabled => Ok(MemoryStore::with_limits(self.limits(), 0).into()),
             StoreKind::Memory => {
@@ -456,8 +458,11 @@ pub mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use crate::error::Error;
+    use crate::rate_limit::MAX_SPAN;
 
-    /// Parses `500ms`, `2s`, `1.5s`, `1m`, `2h`, `1d` (or a bare number of seconds).
+    /// Parses `500ms`, `2s`, `1.5s`, `1m`, `2h`, `1d` (or a bare number of seconds); the
+    /// units may also be written `msec`, `sec`, `second(s)`, `min`, `minute(s)`, `hr`,
+    /// `hour(s)`, `day(s)`. At most 3650 days.
     ///
     /// # Errors
     ///
@@ -469,23 +474,46 @@ pub mod duration {
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let scale = match unit.trim() {
-            "ms" => 0.001,
-            "" | "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hour" | "hours" => 3600.0,
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 0.001,
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
             "d" | "day" | "days" => 86400.0,
             _ => f64::NAN,
         };
-        num.parse::<f64>()
-            .ok()
-            .map(|n| n * scale)
-            .filter(|secs| secs.is_finite() && *secs >= 0.0 && *secs < 1e12)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "duration must be a number with a unit like 500ms, 2s, 1m or 1h, got {s:?}"
-                ))
-            })
+        let secs = num.parse::<f64>().ok().map(|n| n * scale);
+        match secs {
+            Some(secs) if secs.is_finite() && secs >= 0.0 => {
+                if secs > MAX_SPAN.as_secs_f64() {
+                    return Err(Error::invalid_input(format!(
+                        "duration must be at most 3650d, got {s:?}"
+                    )));
+                }
+                Ok(Duration::from_secs_f64(secs))
+            }
+            _ => Err(Error::invalid_input(format!(
+                "duration must be a number with a unit like 500ms, 2s, 1m, 1h or 1d, got {s:?}"
+            ))),
+        }
+    }
+
+    /// Parses a timeout: a [`parse`]d duration that is not zero.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` for a zero, naming what turns a timeout off instead.
+    pub fn parse_timeout(s: &str) -> Result<Duration, Error> {
+        nonzero(parse(s)?, s)
+    }
+
+    fn nonzero(d: Duration, s: &str) -> Result<Duration, Error> {
+        if d.is_zero() {
+            return Err(Error::invalid_input(format!(
+                "a timeout must be longer than zero (a zero would time out before anything \
+                 is sent), got {s:?}; write \"off\" where a timeout may be turned off"
+            )));
+        }
+        Ok(d)
     }
 
     /// Formats a duration the way [`parse`] reads it.
@@ -539,6 +567,22 @@ pub mod duration {
             }
         }
 
+        /// See: issue 16 (huge durations panicked) and issue 18 (one vocabulary).
+        #[test]
+        fn bounds_and_unit_words() {
+            assert_eq!(parse("5second").unwrap(), Duration::from_secs(5));
+            assert_eq!(parse("2 minutes").unwrap(), Duration::from_secs(120));
+            assert_eq!(parse("3650d").unwrap(), MAX_SPAN);
+            let e = parse("3651d").unwrap_err().to_string();
+            assert!(e.contains("at most 3650d"), "{e}");
+            let e = parse_timeout("0s").unwrap_err().to_string();
+            assert!(
+                e.contains("longer than zero") && e.contains("\"off\""),
+                "{e}"
+            );
+            assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
+        }
+
         #[test]
         fn formats_round_trip() {
             for d in ["500ms", "2s", "1m", "2h", "0s", "1500ms"] {
@@ -570,6 +614,49 @@ mod opt_duration {
         super::duration::parse(&s)
             .map(Some)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional timeout: `"off"`, or a duration longer than zero.
+mod opt_timeout {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        super::opt_duration::serialize(d, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match super::opt_duration::deserialize(d)? {
+            Some(t) if t.is_zero() => Err(serde::de::Error::custom(
+                "a timeout must be longer than zero (it would time out before anything is sent); \
+                 write \"off\" to turn it off",
+            )),
+            t => Ok(t),
+        }
+    }
+}
+
+/// A timeout that cannot be turned off: a duration longer than zero.
+mod timeout {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        super::duration::serialize(d, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        match super::duration::deserialize(d)? {
+            t if t.is_zero() => Err(serde::de::Error::custom(
+                "a timeout must be longer than zero (it would time out before anything is sent)",
+            )),
+            t => Ok(t),
+        }
     }
 }
 

@@ -418,6 +418,14 @@ impl Error {
         self.inner.meta.set_attempts(attempts);
     }
 
+    /// Marks that an earlier attempt of the call may have reached the server, whatever
+    /// this last one did: a call's error answers for the whole call.
+    pub(crate) fn set_may_have_reached_server(&mut self) {
+        if self.inner.reach == Reach::NotSent {
+            self.inner.reach = Reach::Maybe;
+        }
+    }
+
     /// Turns an answer into a local `rate_limited` refusal to wait `retry_after` (a server
     /// hint longer than the time left); Meta's body and ids stay.
     pub(crate) fn into_rate_limited(mut self, retry_after: Duration) -> Self {

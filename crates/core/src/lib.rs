@@ -117,7 +117,8 @@ pub use self::error::{Error, ErrorKind, GraphApiError, TimeoutKind};
 pub use self::meaning::Meaning;
 pub use self::meta::{ResponseMeta, MAX_HINT};
 pub use self::operation::{
-    ApiVersion, Attempt, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
-    RequestCodeResponse, RetryMode, Succeeded, VerificationCode, VerifyCode, VerifyCodeResponse,
+    ApiVersion, Attempt, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId,
+    RequestCode, RequestCodeResponse, RetryMode, Succeeded, VerificationCode, VerifyCode,
+    VerifyCodeResponse,
 };
 pub use self::response::Response;

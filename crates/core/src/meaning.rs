@@ -33,6 +33,9 @@ pub enum Meaning {
     AccessTokenInvalid,
     /// 368: temporarily blocked for a policy violation.
     PolicyBlocked,
+    /// 613: too many verification code requests (the spec's 422 for pre-verified
+    /// numbers): a throttle.
+    TooManyCodeRequests,
     /// 80007: the WhatsApp Business Account's rate limit was reached.
     BusinessRateLimited,
     /// 130429: the Cloud API throughput limit was reached.
@@ -75,6 +78,7 @@ impl Meaning {
             100 => Meaning::InvalidParameter,
             190 => Meaning::AccessTokenInvalid,
             368 => Meaning::PolicyBlocked,
+            613 => Meaning::TooManyCodeRequests,
             80007 => Meaning::BusinessRateLimited,
             130429 => Meaning::ThroughputRateLimited,
             131000 => Meaning::ServiceError,
@@ -103,6 +107,7 @@ impl Meaning {
             Meaning::InvalidParameter => "invalid_parameter",
             Meaning::AccessTokenInvalid => "access_token_invalid",
             Meaning::PolicyBlocked => "policy_blocked",
+            Meaning::TooManyCodeRequests => "too_many_code_requests",
             Meaning::BusinessRateLimited => "business_rate_limited",
             Meaning::ThroughputRateLimited => "throughput_rate_limited",
             Meaning::ServiceError => "service_error",
@@ -132,7 +137,7 @@ impl Meaning {
             Meaning::AppRateLimited
             | Meaning::BusinessRateLimited
             | Meaning::ThroughputRateLimited => "rate limited by Meta: wait before calling again",
-            Meaning::RequestCodeThrottled => {
+            Meaning::RequestCodeThrottled | Meaning::TooManyCodeRequests => {
                 "too many code requests for this number: wait 10 minutes or more before asking again"
             }
             Meaning::PermissionDenied => {
@@ -164,6 +169,7 @@ impl Meaning {
             | Meaning::BusinessRateLimited
             | Meaning::ThroughputRateLimited
             | Meaning::RequestCodeThrottled
+            | Meaning::TooManyCodeRequests
             | Meaning::RegistrationRateLimited => Some(ErrorKind::RateLimited),
             Meaning::WrongCode => Some(ErrorKind::WrongCode),
             Meaning::AccessTokenInvalid => Some(ErrorKind::Auth),
@@ -239,6 +245,8 @@ mod tests {
         code_200_is_permission: 200 => PermissionDenied, BadRequest, Never;
         code_299_is_permission: 299 => PermissionDenied, BadRequest, Never;
         code_368_policy_block: 368 => PolicyBlocked, BadRequest, Never;
+        // See: issue 16 (613 was not treated as a throttle).
+        code_613_too_many_code_requests: 613 => TooManyCodeRequests, RateLimited, Never;
         code_80007_business_throttle: 80007 => BusinessRateLimited, RateLimited, Never;
         code_130429_throughput_throttle: 130429 => ThroughputRateLimited, RateLimited, Never;
         code_131000_service_error_is_ambiguous: 131000 => ServiceError, BadRequest, Ambiguous;

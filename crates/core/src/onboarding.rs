@@ -51,7 +51,7 @@ use crate::client::{Client, Stack};
 use crate::error::Error;
 use crate::graph::RequestBody;
 use crate::operation::{
-    shown, Attempt, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
+    shown, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
     RequestCodeResponse, RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode,
     VerifyCodeResponse,
 };
@@ -201,7 +201,7 @@ pub struct Register {
     backup: Option<Backup>,
     tier: Option<Tier>,
     region: Option<Region>,
-    attempt: Attempt,
+    context: CallContext,
 }
 
 impl Register {
@@ -213,7 +213,7 @@ impl Register {
             backup: None,
             tier: None,
             region: None,
-            attempt: Attempt::default(),
+            context: CallContext::default(),
         }
     }
 
@@ -284,12 +284,12 @@ impl Operation for Register {
         QuotaClass::Registration
     }
 
-    fn attempt(&self) -> Attempt {
-        self.attempt
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
     }
 
-    fn set_attempt(&mut self, attempt: Attempt) {
-        self.attempt = attempt;
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
     }
 }
 
@@ -297,7 +297,7 @@ impl Operation for Register {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deregister {
     phone_number_id: PhoneNumberId,
-    attempt: Attempt,
+    context: CallContext,
 }
 
 impl Deregister {
@@ -305,7 +305,7 @@ impl Deregister {
     pub fn new(phone_number_id: PhoneNumberId) -> Self {
         Self {
             phone_number_id,
-            attempt: Attempt::default(),
+            context: CallContext::default(),
         }
     }
 }
@@ -331,12 +331,12 @@ impl Operation for Deregister {
         QuotaClass::Registration
     }
 
-    fn attempt(&self) -> Attempt {
-        self.attempt
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
     }
 
-    fn set_attempt(&mut self, attempt: Attempt) {
-        self.attempt = attempt;
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
     }
 }
 

@@ -458,13 +458,39 @@ pub trait Operation: Clone + Send + Sync + 'static {
         QuotaClass::Other
     }
 
+    /// What the layers record on this call as it goes down the stack (the attempt, the
+    /// deadline); `None` for operations that do not track it.
+    fn context(&self) -> Option<&CallContext> {
+        None
+    }
+
+    /// The call context to write to; `None` for operations that do not track it.
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        None
+    }
+
     /// Which attempt this is (1 unless the retry policy set another).
     fn attempt(&self) -> Attempt {
-        Attempt::default()
+        self.context().map(|c| c.attempt).unwrap_or_default()
     }
 
     /// Marks this copy as a later attempt; operations that do not track it ignore it.
-    fn set_attempt(&mut self, _attempt: Attempt) {}
+    fn set_attempt(&mut self, attempt: Attempt) {
+        if let Some(c) = self.context_mut() {
+            c.attempt = attempt;
+        }
+    }
+}
+
+/// What the layers write on an operation as it goes down the stack: which attempt this
+/// copy is, and when the whole call must end (set by the `Deadline` layer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallContext {
+    /// Which attempt this copy is sent as.
+    pub attempt: Attempt,
+    /// When the whole call must end, if it has a deadline.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.
@@ -480,7 +506,7 @@ pub struct RequestCode {
     code_method: CodeMethod,
     language: Language,
     pre_verified: bool,
-    attempt: Attempt,
+    context: CallContext,
 }
 
 impl RequestCode {
@@ -495,7 +521,7 @@ impl RequestCode {
             code_method,
             language,
             pre_verified: false,
-            attempt: Attempt::default(),
+            context: CallContext::default(),
         }
     }
 
@@ -541,12 +567,12 @@ impl Operation for RequestCode {
         QuotaClass::RequestCode
     }
 
-    fn attempt(&self) -> Attempt {
-        self.attempt
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
     }
 
-    fn set_attempt(&mut self, attempt: Attempt) {
-        self.attempt = attempt;
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
     }
 }
 
@@ -570,7 +596,7 @@ pub struct VerifyCode {
     phone_number_id: PhoneNumberId,
     code: VerificationCode,
     pre_verified: bool,
-    attempt: Attempt,
+    context: CallContext,
 }
 
 impl VerifyCode {
@@ -580,7 +606,7 @@ impl VerifyCode {
             phone_number_id,
             code,
             pre_verified: false,
-            attempt: Attempt::default(),
+            context: CallContext::default(),
         }
     }
 
@@ -616,12 +642,12 @@ impl Operation for VerifyCode {
         QuotaClass::VerifyCode
     }
 
-    fn attempt(&self) -> Attempt {
-        self.attempt
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
     }
 
-    fn set_attempt(&mut self, attempt: Attempt) {
-        self.attempt = attempt;
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
     }
 }
 

@@ -20,12 +20,12 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use rustls::crypto::CryptoProvider;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{self, Client};
 use hyper_util::rt::TokioExecutor;
 use pin_project_lite::pin_project;
+use rustls::crypto::CryptoProvider;
 use serde::{Deserialize, Serialize};
 use tower::Service;
 

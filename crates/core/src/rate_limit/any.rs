@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::memory::MemoryStore;
-use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore};
+use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
 /// The in-process store or, with the `redis` feature, the Redis store.
 #[derive(Clone, Debug)]
@@ -72,8 +72,37 @@ impl Future for AnyFuture {
     }
 }
 
+/// The future of recording a lesson in [`AnyStore`]: done at once in memory, a bounded
+/// round trip with Redis.
+pub enum AnyLearnFuture {
+    /// Recorded in memory already.
+    Ready(Ready<()>),
+    /// On its way to Redis.
+    #[cfg(feature = "redis")]
+    Redis(super::redis::LearnFuture),
+}
+
+impl std::fmt::Debug for AnyLearnFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnyLearnFuture")
+    }
+}
+
+impl Future for AnyLearnFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut() {
+            AnyLearnFuture::Ready(r) => Pin::new(r).poll(cx),
+            #[cfg(feature = "redis")]
+            AnyLearnFuture::Redis(f) => Pin::new(f).poll(cx),
+        }
+    }
+}
+
 impl RateLimitStore for AnyStore {
     type Future = AnyFuture;
+    type LearnFuture = AnyLearnFuture;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<AnyFuture> {
         match self {
@@ -89,11 +118,15 @@ impl RateLimitStore for AnyStore {
         }
     }
 
-    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) {
+    fn refusal_message(&self, scope: Scope) -> String {
+        self.memory().limits().refusal_message(scope)
+    }
+
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) -> AnyLearnFuture {
         match self {
-            AnyStore::Memory(m) => m.learn(key, class, lesson),
+            AnyStore::Memory(m) => AnyLearnFuture::Ready(m.learn(key, class, lesson)),
             #[cfg(feature = "redis")]
-            AnyStore::Redis(r) => r.learn(key, class, lesson),
+            AnyStore::Redis(r) => AnyLearnFuture::Redis(r.learn(key, class, lesson)),
         }
     }
 }

@@ -28,15 +28,16 @@ pub(crate) struct Learn<St> {
 }
 
 pin_project! {
-    /// Waits for a slot (up to `max_wait`), calls the inner service, and tells the store
-    /// what Meta's answer taught (throttles, wrong codes).
+    /// Waits for a slot (up to `max_wait`, never past the call's deadline), calls the
+    /// inner service, and records in the store what Meta's answer taught (throttles, wrong
+    /// codes) before it resolves.
     pub struct ResponseFuture<S, St, R>
     where
         S: Service<R>,
         St: RateLimitStore,
     {
         #[pin]
-        state: State<S::Future, St::Future>,
+        state: State<S::Future, St::Future, St::LearnFuture, S::Response>,
         learn: Learn<St>,
         // Boxed: only calls that must wait need it, and it keeps the hot path's future small.
         pending: Option<Box<Pending<S, R>>>,
@@ -53,12 +54,26 @@ struct Pending<S, R> {
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, A> {
+    enum State<F, A, L, T> {
         Calling { #[pin] fut: F },
         Acquiring { #[pin] fut: A },
         Waiting { #[pin] sleep: Sleep },
-        Refused { error: Option<Error> },
+        Learning { #[pin] fut: L, error: Option<Error> },
+        Refused { error: Option<Error>, _answer: Option<T> },
     }
+}
+
+impl<F, A, L, T> State<F, A, L, T> {
+    fn refused(error: Error) -> Self {
+        State::Refused {
+            error: Some(error),
+            _answer: None,
+        }
+    }
+}
+
+fn polled_after_completion() -> Error {
+    Error::invalid_input("rate_limit::ResponseFuture polled after completion")
 }
 
 impl<S, St, R> ResponseFuture<S, St, R>
@@ -74,24 +89,25 @@ where
         }
     }
 
+    /// `until`: the latest the call may still go (now + `max_wait`, or the deadline).
     pub(crate) fn pending(
         acquire: Acquire<St::Future>,
         inner: S,
         req: R,
         learn: Learn<St>,
-        max_wait: Duration,
+        until: Instant,
         stats: Arc<RateLimitStats>,
     ) -> Self {
         let mut pending = Box::new(Pending {
             inner,
             req: Some(req),
-            until: Instant::now() + max_wait,
+            until,
             checks: 1,
             stats,
         });
         let state = match acquire {
             Acquire::Pending(fut) => State::Acquiring { fut },
-            Acquire::Ready(admission) => pending.admit(admission),
+            Acquire::Ready(admission) => pending.admit(admission, &learn.store),
         };
         Self {
             state,
@@ -105,17 +121,17 @@ impl<S, R> Pending<S, R>
 where
     S: Service<R>,
 {
-    fn admit<A>(&mut self, admission: Admission) -> State<S::Future, A> {
+    fn admit<St: RateLimitStore, A, L>(
+        &mut self,
+        admission: Admission,
+        store: &St,
+    ) -> State<S::Future, A, L, S::Response> {
         match admission {
             Admission::Go => match self.req.take() {
                 Some(req) => State::Calling {
                     fut: self.inner.call(req),
                 },
-                None => State::Refused {
-                    error: Some(Error::invalid_input(
-                        "rate_limit::ResponseFuture polled after completion",
-                    )),
-                },
+                None => State::refused(polled_after_completion()),
             },
             Admission::Wait { wait, scope } => {
                 let now = Instant::now();
@@ -126,9 +142,10 @@ where
                         retry_after_ms = wait.as_millis() as u64,
                         "rate limited; refusing"
                     );
-                    State::Refused {
-                        error: Some(Error::rate_limited_locally(scope.message(), wait)),
-                    }
+                    State::refused(Error::rate_limited_locally(
+                        store.refusal_message(scope),
+                        wait,
+                    ))
                 } else {
                     if self.checks == 1 {
                         self.stats.waited();
@@ -171,31 +188,35 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Calling { fut } => {
-                    let result = ready!(fut.poll(cx)).map_err(Into::into);
+                    let error = match ready!(fut.poll(cx)) {
+                        Ok(answer) => return Poll::Ready(Ok(answer)),
+                        Err(e) => e.into(),
+                    };
                     let l = &this.learn;
-                    if let (Err(e), Some(default_cooldown)) = (&result, l.default_cooldown) {
-                        if let Some(lesson) = super::lesson(e, default_cooldown) {
-                            tracing::debug!(
-                                ?lesson,
-                                class = l.class.as_str(),
-                                "learned from the answer"
-                            );
-                            l.store.learn(l.key, l.class, lesson);
-                        }
+                    let lesson = l
+                        .default_cooldown
+                        .and_then(|cooldown| super::lesson(&error, cooldown));
+                    let Some(lesson) = lesson else {
+                        return Poll::Ready(Err(error));
+                    };
+                    tracing::debug!(?lesson, class = l.class.as_str(), "learned from the answer");
+                    State::Learning {
+                        fut: l.store.learn(l.key, l.class, lesson),
+                        error: Some(error),
                     }
-                    return Poll::Ready(result);
                 }
-                StateProj::Refused { error } => {
-                    let e = error.take().unwrap_or_else(|| {
-                        Error::invalid_input("rate_limit::ResponseFuture polled after completion")
-                    });
-                    return Poll::Ready(Err(e));
+                StateProj::Learning { fut, error } => {
+                    ready!(fut.poll(cx));
+                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
+                }
+                StateProj::Refused { error, .. } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
                 }
                 StateProj::Acquiring { fut } => {
                     let admission = ready!(fut.poll(cx));
                     match this.pending.as_mut() {
-                        Some(p) => p.admit(admission),
-                        None => State::Refused { error: None },
+                        Some(p) => p.admit(admission, &this.learn.store),
+                        None => State::refused(polled_after_completion()),
                     }
                 }
                 StateProj::Waiting { sleep } => {
@@ -204,11 +225,11 @@ where
                         Some(p) => {
                             p.checks += 1;
                             match this.learn.store.acquire(this.learn.key, this.learn.class) {
-                                Acquire::Ready(admission) => p.admit(admission),
+                                Acquire::Ready(admission) => p.admit(admission, &this.learn.store),
                                 Acquire::Pending(fut) => State::Acquiring { fut },
                             }
                         }
-                        None => State::Refused { error: None },
+                        None => State::refused(polled_after_completion()),
                     }
                 }
             };

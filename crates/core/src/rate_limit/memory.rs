@@ -1,11 +1,22 @@
 //! The in-process store: governor's GCRA per number and for the app, plus cooldowns, the
 //! wrong-code guard and the registration budget, all in this process's memory.
+//!
+//! # Every slot or none
+//!
+//! A call is admitted only when every limit it falls under allows it, and then takes a
+//! slot of each; a refused call takes nothing, as in the Redis script. governor cannot ask
+//! "would this pass?" without taking the slot (governor#15), so the store keeps each
+//! number's GCRA states itself, in one record locked for the whole check, and lends them
+//! to governor's GCRA one at a time: governor decides and proposes the next state, and the
+//! store keeps the proposals only when every limit allowed. The app's quota is one state
+//! shared by every number, lent the same way and committed with a compare-and-swap.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::Ready;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::{ready, Ready};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,81 +24,12 @@ use dashmap::DashMap;
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
-use governor::state::keyed::DashMapStateStore;
-use governor::state::{InMemoryState, NotKeyed};
+use governor::state::StateStore;
 use governor::RateLimiter;
 
+use super::limits::{Limits, MAX_QUOTAS};
 use super::quota::Quota;
 use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
-
-/// How long Meta blocks registration after 133016.
-pub(crate) const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
-
-/// A limit of at most `max` events in a moving `window`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowLimit {
-    /// The most events in any window.
-    pub max: u32,
-    /// The window.
-    pub window: Duration,
-}
-
-/// Every limit a store enforces.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Limits {
-    /// GCRA quotas every number must satisfy at once (request_code and verify_code).
-    pub per_number: Vec<Quota>,
-    /// The app-level GCRA quota over every call.
-    pub global: Option<Quota>,
-    /// register/deregister calls per number in a moving window (Meta: 10 per 72 hours).
-    pub registration: Option<WindowLimit>,
-    /// Wrong codes per number before verify_code pauses until the window passes.
-    pub wrong_codes: Option<WindowLimit>,
-    /// The longest cooldown recorded, whatever Meta's hint says (registration cooldowns
-    /// are never shorter than Meta's 72-hour block).
-    pub max_cooldown: Duration,
-}
-
-impl Default for Limits {
-    /// No quotas; Meta's registration budget (10 per 72 h); 5 wrong codes per 10 minutes;
-    /// cooldowns capped at 24 hours.
-    fn default() -> Self {
-        Self {
-            per_number: Vec::new(),
-            global: None,
-            registration: Some(WindowLimit {
-                max: 10,
-                window: Duration::from_secs(72 * 3600),
-            }),
-            wrong_codes: Some(WindowLimit {
-                max: 5,
-                window: Duration::from_secs(600),
-            }),
-            max_cooldown: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-impl Limits {
-    /// The longest cooldown recorded for a class of calls: `max_cooldown`, except that
-    /// Meta's 72-hour registration block (133016) is never cut short.
-    pub fn cooldown_cap(&self, class: QuotaClass) -> Duration {
-        match class {
-            QuotaClass::Registration => self.max_cooldown.max(REGISTRATION_BLOCK),
-            _ => self.max_cooldown,
-        }
-    }
-
-    /// Only these GCRA quotas, nothing else.
-    pub fn quotas(per_number: &[Quota], global: Option<Quota>) -> Self {
-        Self {
-            per_number: per_number.to_vec(),
-            global,
-            ..Self::default()
-        }
-    }
-}
 
 // ===== clock =====
 
@@ -146,14 +88,55 @@ impl BuildHasher for KeyHasher {
     }
 }
 
-// ===== MemoryStore =====
+// ===== a GCRA state lent to governor =====
 
-type Keyed = RateLimiter<u64, DashMapStateStore<u64, KeyHasher>, TokioClock, NoOpMiddleware<Nanos>>;
-type Direct = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+/// One GCRA state (governor's "theoretical arrival time", 0 for a fresh one) lent to
+/// governor for one decision: governor reads it and, when it allows the call, writes the
+/// next state back into the cell. Nothing is stored unless the store copies it out.
+#[derive(Clone, PartialEq, Eq)]
+struct Lent(Cell<u64>);
+
+impl Hash for Lent {
+    // One state per decision: there is nothing to tell apart.
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+/// The "state store" of a lent state: the state travels in the key.
+#[derive(Debug, Default)]
+struct LentState;
+
+impl StateStore for LentState {
+    type Key = Lent;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Lent, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let tat = key.0.get();
+        let (outcome, next) = f((tat > 0).then(|| Nanos::from(tat)))?;
+        key.0.set(next.as_u64().max(1));
+        Ok(outcome)
+    }
+}
+
+type Gcra = RateLimiter<Lent, LentState, TokioClock, NoOpMiddleware<Nanos>>;
+
+/// A quota's GCRA decision for a state, without keeping anything: `Ok(next state)` or
+/// `Err(wait)`.
+fn decide(gcra: &Gcra, clock: &TokioClock, tat: u64) -> Result<u64, Duration> {
+    let lent = Lent(Cell::new(tat));
+    match gcra.check_key(&lent) {
+        Ok(()) => Ok(lent.0.get()),
+        Err(not_until) => Err(not_until.wait_time_from(clock.now())),
+    }
+}
+
+// ===== MemoryStore =====
 
 /// The in-process store (the default): zero setup, no allocation on its hot path once a
 /// number is tracked. Idle numbers are forgotten every `evict_every` calls, so memory
-/// stays bounded with millions of numbers.
+/// stays bounded with millions of numbers. A call takes a slot of every limit or of none
+/// (see the [module docs](self)).
 ///
 /// Its limits hold in this process only; replicas each enforce their own.
 #[derive(Clone)]
@@ -163,32 +146,72 @@ pub struct MemoryStore {
 
 struct Inner {
     limits: Limits,
-    per_number: Vec<Keyed>,
-    global: Option<Direct>,
+    /// The request_code quotas, then the verify_code ones (a record's states in order).
+    quotas: Vec<Gcra>,
+    /// Where each class's quotas start in `quotas`, and how many.
+    request_code: (usize, usize),
+    verify_code: (usize, usize),
+    global: Option<Gcra>,
+    global_tat: AtomicU64,
     clock: TokioClock,
     evict_every: u64,
     calls: AtomicU64,
-    /// Cooldown ends (ns on `clock`) by (class, number); `active` skips the lookup when empty.
-    cooldowns: DashMap<(usize, u64), u64, KeyHasherPair>,
-    cooldowns_active: AtomicUsize,
+    /// How long a number idle since its last slot still holds quota state (ns).
+    longest_span: u64,
+    numbers: DashMap<u64, Record, KeyHasher>,
     /// Until when the whole app cools down, per class (0: not).
     app_cooldown: [AtomicU64; 4],
-    /// Wrong codes in the current window: (count, window end).
-    wrong: DashMap<u64, (u32, u64), KeyHasher>,
-    /// Times of the recent register/deregister calls per number.
-    registrations: DashMap<u64, VecDeque<u64>, KeyHasher>,
 }
 
-/// Hashes `(class, number)` keys.
-#[derive(Clone, Copy, Debug, Default)]
-struct KeyHasherPair;
+/// Everything the store holds for one number, locked as one for a check.
+struct Record {
+    /// GCRA states of the number's quotas (see `Inner::quotas`), 0 when fresh.
+    tats: Box<[u64]>,
+    /// When the number last took a quota slot (ns on the store's clock).
+    last_slot: u64,
+    /// Cooldown ends per class (request_code, verify_code, registration); 0: none.
+    cooldowns: [u64; 3],
+    /// Wrong codes in the current window: (count, window end).
+    wrong: (u32, u64),
+    /// Times of the recent register/deregister calls.
+    registrations: VecDeque<u64>,
+}
 
-impl BuildHasher for KeyHasherPair {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
+impl Record {
+    fn new(quotas: usize) -> Self {
+        Self {
+            tats: vec![0; quotas].into_boxed_slice(),
+            last_slot: 0,
+            cooldowns: [0; 3],
+            wrong: (0, 0),
+            registrations: VecDeque::new(),
+        }
     }
+
+    /// Whether nothing the record holds matters any more at `now`.
+    fn is_idle(&self, now: u64, longest_span: u64, registration_window: u64) -> bool {
+        self.last_slot.saturating_add(longest_span) <= now
+            && self.cooldowns.iter().all(|&until| until <= now)
+            && self.wrong.1 <= now
+            && self
+                .registrations
+                .back()
+                .is_none_or(|&t| t.saturating_add(registration_window) <= now)
+    }
+}
+
+/// The index of a class's cooldown in a record, for classes that have one per number.
+fn cooldown_slot(class: QuotaClass) -> Option<usize> {
+    match class {
+        QuotaClass::RequestCode => Some(0),
+        QuotaClass::VerifyCode => Some(1),
+        QuotaClass::Registration => Some(2),
+        QuotaClass::Other => None,
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl fmt::Debug for MemoryStore {
@@ -201,8 +224,9 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store enforcing every quota in `per_number` for each number, and `global` for all
-    /// (plus the default registration budget and wrong-code guard).
+    /// A store enforcing every quota in `per_number` for each number's `request_code`
+    /// calls, and `global` for all (plus the default registration budget and wrong-code
+    /// guard).
     pub fn new(per_number: &[Quota], global: Option<Quota>) -> Self {
         Self::with_eviction(per_number, global, 1 << 16)
     }
@@ -215,31 +239,27 @@ impl MemoryStore {
     /// A store enforcing `limits`, forgetting idle numbers every `evict_every` calls.
     pub fn with_limits(limits: Limits, evict_every: u64) -> Self {
         let clock = TokioClock::default();
+        let gcra = |q: &Quota| RateLimiter::new(q.to_governor(), LentState, clock.clone());
+        let quotas: Vec<Gcra> = limits
+            .per_number
+            .iter()
+            .chain(&limits.verify_per_number)
+            .map(gcra)
+            .collect();
         Self {
             inner: Arc::new(Inner {
-                per_number: limits
-                    .per_number
-                    .iter()
-                    .map(|q| {
-                        RateLimiter::new(
-                            q.to_governor(),
-                            DashMapStateStore::with_hasher(KeyHasher(0)),
-                            clock.clone(),
-                        )
-                    })
-                    .collect(),
-                global: limits
-                    .global
-                    .map(|q| RateLimiter::direct_with_clock(q.to_governor(), clock.clone())),
+                request_code: (0, limits.per_number.len()),
+                verify_code: (limits.per_number.len(), limits.verify_per_number.len()),
+                quotas,
+                global: limits.global.as_ref().map(gcra),
+                global_tat: AtomicU64::new(0),
+                longest_span: nanos(limits.longest_span()),
                 limits,
                 clock,
                 evict_every,
                 calls: AtomicU64::new(0),
-                cooldowns: DashMap::with_hasher(KeyHasherPair),
-                cooldowns_active: AtomicUsize::new(0),
+                numbers: DashMap::with_hasher(KeyHasher(0)),
                 app_cooldown: Default::default(),
-                wrong: DashMap::with_hasher(KeyHasher(0)),
-                registrations: DashMap::with_hasher(KeyHasher(0)),
             }),
         }
     }
@@ -249,14 +269,9 @@ impl MemoryStore {
         &self.inner.limits
     }
 
-    /// How many numbers are tracked now (the most over the per-number quotas).
+    /// How many numbers are tracked now.
     pub fn tracked_numbers(&self) -> usize {
-        self.inner
-            .per_number
-            .iter()
-            .map(Keyed::len)
-            .max()
-            .unwrap_or(0)
+        self.inner.numbers.len()
     }
 
     /// The cooldown left for a class of calls to a number, if any.
@@ -264,121 +279,203 @@ impl MemoryStore {
         let now = self.now();
         let until = self
             .inner
-            .cooldowns
-            .get(&(class.index(), key))
-            .map(|u| *u)?;
+            .numbers
+            .get(&key)
+            .and_then(|r| cooldown_slot(class).map(|i| r.cooldowns[i]))?;
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
     /// Forgets numbers whose state no longer matters, and returns the memory.
     pub fn evict(&self) {
         let i = &*self.inner;
-        for limiter in &i.per_number {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
         let now = self.now();
-        i.cooldowns.retain(|_, until| *until > now);
-        i.cooldowns_active
-            .store(i.cooldowns.len(), Ordering::Relaxed);
-        i.wrong.retain(|_, (_, end)| *end > now);
-        if let Some(limit) = i.limits.registration {
-            let window = limit.window.as_nanos() as u64;
-            i.registrations
-                .retain(|_, times| times.back().is_some_and(|t| t + window > now));
-        }
-        i.cooldowns.shrink_to_fit();
-        i.wrong.shrink_to_fit();
-        i.registrations.shrink_to_fit();
+        let window = i.limits.registration.map_or(0, |r| nanos(r.window()));
+        i.numbers
+            .retain(|_, r| !r.is_idle(now, i.longest_span, window));
+        i.numbers.shrink_to_fit();
     }
 
     fn now(&self) -> u64 {
         self.inner.clock.now().as_u64()
     }
 
-    fn wait(now: u64, until: u64, scope: Scope) -> Admission {
-        Admission::Wait {
-            wait: Duration::from_nanos(until.saturating_sub(now)),
-            scope,
-        }
-    }
-
-    /// Every limit except the GCRA quotas, which spend a slot and so come last.
-    fn blocked(&self, key: Option<u64>, class: QuotaClass, now: u64) -> Option<Admission> {
-        let i = &*self.inner;
-        let app = i.app_cooldown[class.index()].load(Ordering::Relaxed);
-        if app > now {
-            return Some(Self::wait(now, app, Scope::Cooldown));
-        }
-        let key = key?;
-        if i.cooldowns_active.load(Ordering::Relaxed) > 0 {
-            if let Some(until) = i.cooldowns.get(&(class.index(), key)).map(|u| *u) {
-                if until > now {
-                    return Some(Self::wait(now, until, Scope::Cooldown));
-                }
-            }
-        }
-        if class == QuotaClass::VerifyCode {
-            if let Some(limit) = i.limits.wrong_codes {
-                if let Some((count, end)) = i.wrong.get(&key).map(|w| *w) {
-                    if count >= limit.max && end > now {
-                        return Some(Self::wait(now, end, Scope::WrongCodes));
-                    }
-                }
-            }
-        }
-        None
-    }
-
     fn check(&self, key: Option<u64>, class: QuotaClass) -> Admission {
         let i = &*self.inner;
         let now = self.now();
-        if let Some(refusal) = self.blocked(key, class, now) {
-            return refusal;
+        let app = i.app_cooldown[class.index()].load(Ordering::Relaxed);
+        let Some(key) = key else {
+            if app > now {
+                return wait(now, app, Scope::Cooldown);
+            }
+            return self.take_global();
+        };
+        // The number's record stays locked until the check is done: no other call for the
+        // same number can slip between the decisions and the commit.
+        let mut record = i
+            .numbers
+            .entry(key)
+            .or_insert_with(|| Record::new(i.quotas.len()));
+        let r = &mut *record;
+        let cooldown = cooldown_slot(class).map_or(0, |s| r.cooldowns[s]).max(app);
+        if cooldown > now {
+            return wait(now, cooldown, Scope::Cooldown);
         }
-        if let Some(key) = key {
-            if class == QuotaClass::Registration {
-                if let Some(limit) = i.limits.registration {
-                    let window = limit.window.as_nanos() as u64;
-                    let mut times = i.registrations.entry(key).or_default();
-                    while times.front().is_some_and(|t| t + window <= now) {
-                        times.pop_front();
-                    }
-                    if times.len() >= limit.max as usize {
-                        let oldest = times.front().copied().unwrap_or(now);
-                        return Self::wait(now, oldest + window, Scope::Registration);
-                    }
-                    times.push_back(now);
+        if class == QuotaClass::VerifyCode {
+            if let Some(limit) = i.limits.wrong_codes {
+                let (count, end) = r.wrong;
+                if count >= limit.max() && end > now {
+                    return wait(now, end, Scope::WrongCodes);
                 }
             }
-            if class.per_number_quotas() {
-                // Refusals here, the common case under load, spend nothing. With several
-                // quotas, one refused after another allowed spends the earlier one's slot;
-                // the Redis store checks them all atomically instead.
-                for limiter in &i.per_number {
-                    if let Err(not_until) = limiter.check_key(&key) {
-                        return Admission::Wait {
-                            wait: not_until.wait_time_from(i.clock.now()),
-                            scope: Scope::Number,
-                        };
+        }
+        let registration = match i.limits.registration {
+            Some(limit) if class == QuotaClass::Registration => {
+                let window = nanos(limit.window());
+                while r
+                    .registrations
+                    .front()
+                    .is_some_and(|t| t.saturating_add(window) <= now)
+                {
+                    r.registrations.pop_front();
+                }
+                if r.registrations.len() >= limit.max() as usize {
+                    let oldest = r.registrations.front().copied().unwrap_or(now);
+                    return wait(now, oldest.saturating_add(window), Scope::Registration);
+                }
+                true
+            }
+            _ => false,
+        };
+        // Every quota decides before any state changes; the longest wait binds, as in
+        // the Redis script.
+        let (start, count) = match class {
+            QuotaClass::RequestCode => i.request_code,
+            QuotaClass::VerifyCode => i.verify_code,
+            QuotaClass::Registration | QuotaClass::Other => (0, 0),
+        };
+        let mut proposed = [0u64; MAX_QUOTAS];
+        let mut refusal: Option<(Duration, Scope)> = None;
+        for (n, idx) in (start..start + count).enumerate() {
+            match decide(&i.quotas[idx], &i.clock, r.tats[idx]) {
+                Ok(next) if n < proposed.len() => proposed[n] = next,
+                Ok(_) => {}
+                Err(w) => {
+                    if refusal.is_none_or(|(longest, _)| w > longest) {
+                        refusal = Some((w, Scope::Number));
                     }
                 }
             }
         }
         if let Some(global) = &i.global {
-            if let Err(not_until) = global.check() {
-                return Admission::Wait {
-                    wait: not_until.wait_time_from(i.clock.now()),
-                    scope: Scope::Global,
-                };
+            if let Err(w) = decide(global, &i.clock, i.global_tat.load(Ordering::Acquire)) {
+                if refusal.is_none_or(|(longest, _)| w > longest) {
+                    refusal = Some((w, Scope::Global));
+                }
             }
         }
+        if let Some((wait, scope)) = refusal {
+            return Admission::Wait { wait, scope };
+        }
+        if let Admission::Wait { wait, scope } = self.take_global() {
+            return Admission::Wait { wait, scope };
+        }
+        for (n, idx) in (start..start + count).enumerate() {
+            r.tats[idx] = match proposed.get(n) {
+                Some(&next) => next,
+                // More quotas than config accepts (a store built by hand): decide again
+                // under the same lock; time only moved on, so it allows again.
+                None => decide(&i.quotas[idx], &i.clock, r.tats[idx]).unwrap_or(r.tats[idx]),
+            };
+        }
+        if count > 0 {
+            r.last_slot = now;
+        }
+        if registration {
+            r.registrations.push_back(now);
+        }
         Admission::Go
+    }
+
+    /// Takes a slot of the app's quota, if there is one: compare-and-swap on its state, so
+    /// concurrent calls for different numbers never lose one another's slots.
+    fn take_global(&self) -> Admission {
+        let i = &*self.inner;
+        let Some(global) = &i.global else {
+            return Admission::Go;
+        };
+        let mut current = i.global_tat.load(Ordering::Acquire);
+        // Bounded: each failed swap means another call took a slot meanwhile.
+        for _ in 0..1024 {
+            match decide(global, &i.clock, current) {
+                Err(wait) => {
+                    return Admission::Wait {
+                        wait,
+                        scope: Scope::Global,
+                    }
+                }
+                Ok(next) => match i.global_tat.compare_exchange_weak(
+                    current,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Admission::Go,
+                    Err(actual) => current = actual,
+                },
+            }
+        }
+        Admission::Wait {
+            wait: Duration::ZERO,
+            scope: Scope::Global,
+        }
+    }
+
+    pub(crate) fn record_lesson(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) {
+        let i = &*self.inner;
+        let now = self.now();
+        match lesson {
+            Lesson::Throttled { wait, app_wide } => {
+                let until = now.saturating_add(nanos(wait.min(i.limits.cooldown_cap(class))));
+                match (app_wide, key, cooldown_slot(class)) {
+                    (false, Some(key), Some(slot)) => {
+                        let mut r = i
+                            .numbers
+                            .entry(key)
+                            .or_insert_with(|| Record::new(i.quotas.len()));
+                        r.cooldowns[slot] = r.cooldowns[slot].max(until);
+                    }
+                    _ => {
+                        i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);
+                    }
+                }
+            }
+            Lesson::WrongCode => {
+                let (Some(key), Some(limit)) = (key, i.limits.wrong_codes) else {
+                    return;
+                };
+                let mut r = i
+                    .numbers
+                    .entry(key)
+                    .or_insert_with(|| Record::new(i.quotas.len()));
+                if r.wrong.1 <= now {
+                    r.wrong = (0, now.saturating_add(nanos(limit.window())));
+                }
+                r.wrong.0 = r.wrong.0.saturating_add(1);
+            }
+        }
+    }
+}
+
+fn wait(now: u64, until: u64, scope: Scope) -> Admission {
+    Admission::Wait {
+        wait: Duration::from_nanos(until.saturating_sub(now)),
+        scope,
     }
 }
 
 impl RateLimitStore for MemoryStore {
     type Future = Ready<Admission>;
+    type LearnFuture = Ready<()>;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<Ready<Admission>> {
         let i = &*self.inner;
@@ -390,35 +487,12 @@ impl RateLimitStore for MemoryStore {
         Acquire::Ready(self.check(key, class))
     }
 
-    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) {
-        let i = &*self.inner;
-        let now = self.now();
-        match lesson {
-            Lesson::Throttled { wait, app_wide } => {
-                let until = now + wait.min(i.limits.cooldown_cap(class)).as_nanos() as u64;
-                match (app_wide, key) {
-                    (true, _) | (false, None) => {
-                        i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);
-                    }
-                    (false, Some(key)) => {
-                        let mut entry = i.cooldowns.entry((class.index(), key)).or_insert(0);
-                        *entry = (*entry).max(until);
-                        drop(entry);
-                        i.cooldowns_active
-                            .store(i.cooldowns.len(), Ordering::Relaxed);
-                    }
-                }
-            }
-            Lesson::WrongCode => {
-                let (Some(key), Some(limit)) = (key, i.limits.wrong_codes) else {
-                    return;
-                };
-                let mut w = i.wrong.entry(key).or_insert((0, 0));
-                if w.1 <= now {
-                    *w = (0, now + limit.window.as_nanos() as u64);
-                }
-                w.0 += 1;
-            }
-        }
+    fn refusal_message(&self, scope: Scope) -> String {
+        self.inner.limits.refusal_message(scope)
+    }
+
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) -> Ready<()> {
+        self.record_lesson(key, class, lesson);
+        ready(())
     }
 }

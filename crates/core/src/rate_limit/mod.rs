@@ -26,8 +26,17 @@
 //! # When the limiter waits
 //!
 //! The key is known only in `call`, so `poll_ready` forwards the inner readiness and the
-//! wait happens in the response future: up to `max_wait`, then the call fails with
-//! `rate_limited` and the time until the slot, and the inner service is never called.
+//! wait happens in the response future: up to `max_wait`, and never past the call's
+//! deadline (see [`CarriesDeadline`](crate::timeout::CarriesDeadline)); a slot further
+//! away fails the call at once with `rate_limited` and the time until the slot, and the
+//! inner service is never called.
+//!
+//! # Lessons
+//!
+//! What Meta's answer teaches (a throttle's cooldown, a wrong code) is in the store before
+//! the call returns: the layer awaits the store, bounded by the store's own timeout, so a
+//! process that exits right after its call loses nothing. Only failed calls teach, so the
+//! happy path never waits for it.
 //!
 //! # Order
 //!
@@ -36,6 +45,7 @@
 
 mod any;
 pub mod future;
+mod limits;
 mod memory;
 mod quota;
 #[cfg(feature = "redis")]
@@ -47,8 +57,10 @@ mod store;
 
 use std::time::Duration;
 
-pub use self::any::{AnyFuture, AnyStore};
-pub use self::memory::{KeyHasher, Limits, MemoryStore, TokioClock, WindowLimit};
+pub use self::any::{AnyFuture, AnyLearnFuture, AnyStore};
+pub(crate) use self::limits::{window_or_off, REGISTRATION_BLOCK};
+pub use self::limits::{Limits, WindowLimit, MAX_QUOTAS, MAX_SPAN};
+pub use self::memory::{KeyHasher, MemoryStore, TokioClock};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
 pub use self::settings::{OnStoreError, RedisUrl};
@@ -130,7 +142,7 @@ pub(crate) fn lesson(error: &Error, default_cooldown: Duration) -> Option<Lesson
         return None;
     }
     let wait = error.retry_after().unwrap_or(match meaning {
-        Some(Meaning::RegistrationRateLimited) => memory::REGISTRATION_BLOCK,
+        Some(Meaning::RegistrationRateLimited) => REGISTRATION_BLOCK,
         _ => default_cooldown,
     });
     let app_wide = meaning == Some(Meaning::AppRateLimited) && error.meta().app_usage().is_some();

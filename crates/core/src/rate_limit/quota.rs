@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::limits::MAX_SPAN;
 use crate::config::duration;
 use crate::error::Error;
+
+/// The shortest interval between two calls a rate may give.
+const MIN_INTERVAL: Duration = Duration::from_micros(1);
 
 /// A rate: `count` calls per `period`, written `2/s`, `5/min`, `10/h` or `10/72h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,10 +26,20 @@ impl Rate {
     ///
     /// # Errors
     ///
-    /// `invalid_input` when `period` is zero.
+    /// `invalid_input` when `period` is zero or longer than 3650 days, or the rate is
+    /// faster than one call per microsecond (what both stores represent exactly).
     pub fn new(count: NonZeroU32, period: Duration) -> Result<Self, Error> {
-        if period.is_zero() {
-            return Err(Error::invalid_input("rate period must be longer than zero"));
+        if period.is_zero() || period > MAX_SPAN {
+            return Err(Error::invalid_input(format!(
+                "rate period must be longer than zero and at most 3650d, got {}",
+                duration::format(period)
+            )));
+        }
+        if period / count.get() < MIN_INTERVAL {
+            return Err(Error::invalid_input(format!(
+                "rate must allow at most one call per microsecond, got {count}/{}",
+                duration::format(period)
+            )));
         }
         Ok(Self { count, period })
     }
@@ -57,18 +71,22 @@ impl FromStr for Rate {
         };
         let (count, unit) = s.trim().split_once('/').ok_or_else(bad)?;
         let count: NonZeroU32 = count.trim().parse().map_err(|_| bad())?;
+        // The unit is a duration (`72h`), or a unit of one (`min` is `1min`): the same
+        // vocabulary as every duration in config.
         let unit = unit.trim();
-        let period = match unit {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            "d" | "day" => Duration::from_secs(86400),
-            _ if unit.starts_with(|c: char| c.is_ascii_digit()) => {
-                duration::parse(unit).map_err(|_| bad())?
-            }
-            _ => return Err(bad()),
+        let period = if unit.starts_with(|c: char| c.is_ascii_digit()) {
+            duration::parse(unit)
+        } else if unit.starts_with(char::is_alphabetic) {
+            duration::parse(&format!("1{unit}"))
+        } else {
+            return Err(bad());
         };
-        Rate::new(count, period).map_err(|_| bad())
+        period.and_then(|p| Rate::new(count, p)).map_err(|e| {
+            Error::invalid_input(format!(
+                "{} (rates look like 2/s, 5/min, 10/h or 10/72h)",
+                e.message()
+            ))
+        })
     }
 }
 
@@ -107,7 +125,7 @@ impl<'de> Deserialize<'de> for Rate {
 /// # Ok::<(), wa_verify_core::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "QuotaTable")]
 pub struct Quota {
     /// The sustained rate.
     pub rate: Rate,
@@ -118,11 +136,38 @@ pub struct Quota {
 
 impl Quota {
     /// A quota of `rate` with `burst` (0 means the rate's count).
+    ///
+    /// # Panics
+    ///
+    /// When the interval × burst is longer than [`MAX_SPAN`]; use
+    /// [`try_new`](Self::try_new) for values that come from outside the program.
     pub fn new(rate: Rate, burst: u32) -> Self {
-        Self {
+        match Self::try_new(rate, burst) {
+            Ok(q) => q,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A quota of `rate` with `burst` (0 means the rate's count).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` when the state it needs, interval × burst, spans more than 3650
+    /// days (what both stores represent exactly).
+    pub fn try_new(rate: Rate, burst: u32) -> Result<Self, Error> {
+        let q = Self {
             rate,
             burst: NonZeroU32::new(burst),
+        };
+        let span = rate.interval().checked_mul(q.burst().get());
+        if span.is_none_or(|s| s > MAX_SPAN) {
+            return Err(Error::invalid_input(format!(
+                "quota {rate} with burst {} spans more than 3650d (interval × burst); \
+                 lower the burst or raise the rate",
+                q.burst()
+            )));
         }
+        Ok(q)
     }
 
     /// The burst.
@@ -130,13 +175,34 @@ impl Quota {
         self.burst.unwrap_or(self.rate.count)
     }
 
+    /// How long a number's state under this quota lasts: interval × burst.
+    pub(crate) fn span(&self) -> Duration {
+        self.rate.interval() * self.burst().get()
+    }
+
     pub(crate) fn to_governor(self) -> governor::Quota {
-        // A sub-nanosecond interval cannot come from a `Rate` (count is u32, period ≥ 1 ns
-        // per call), but governor refuses zero, so clamp.
-        let interval = self.rate.interval().max(Duration::from_nanos(1));
-        governor::Quota::with_period(interval)
+        // `Rate::new` keeps the interval at 1 µs or more, so governor's non-zero period
+        // always holds; the fallback is never taken.
+        governor::Quota::with_period(self.rate.interval())
             .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MAX))
             .allow_burst(self.burst())
+    }
+}
+
+/// A quota as written in config, checked by [`Quota::try_new`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaTable {
+    rate: Rate,
+    #[serde(default)]
+    burst: u32,
+}
+
+impl TryFrom<QuotaTable> for Quota {
+    type Error = Error;
+
+    fn try_from(t: QuotaTable) -> Result<Self, Error> {
+        Quota::try_new(t.rate, t.burst)
     }
 }
 
@@ -170,6 +236,16 @@ mod tests {
             let e = bad.parse::<Rate>().unwrap_err().to_string();
             assert!(e.contains("2/s, 5/min"), "{bad}: {e}");
         }
+        // See: issue 16 (a 584-year interval panicked; 1/200000d wrapped the script).
+        for bad in ["1/200000d", "1/3651d", "2000000/s"] {
+            let e = bad.parse::<Rate>().unwrap_err().to_string();
+            assert!(
+                e.contains("3650d") || e.contains("microsecond"),
+                "{bad}: {e}"
+            );
+        }
+        assert!("1/3650d".parse::<Rate>().is_ok());
+        assert!("1000000/s".parse::<Rate>().is_ok());
     }
 
     #[test]
@@ -183,6 +259,21 @@ mod tests {
     fn burst_defaults_to_count() {
         assert_eq!(Quota::new("80/s".parse().unwrap(), 0).burst().get(), 80);
         assert_eq!(Quota::new("1/min".parse().unwrap(), 3).burst().get(), 3);
+    }
+
+    /// See: issue 16 (interval × burst past what the stores represent).
+    #[test]
+    fn interval_times_burst_is_bounded() {
+        let e = Quota::try_new("1/d".parse().unwrap(), 4000).unwrap_err();
+        assert!(e.to_string().contains("3650d"), "{e}");
+        assert!(Quota::try_new("1/d".parse().unwrap(), 3650).is_ok());
+        #[derive(Debug, Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            q: Quota,
+        }
+        let e = toml::from_str::<T>("q = { rate = \"1/d\", burst = 4000 }").unwrap_err();
+        assert!(e.to_string().contains("3650d"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::memory::{Limits, MemoryStore};
+use super::limits::Limits;
+use super::memory::MemoryStore;
 use super::quota::{Quota, Rate};
 pub use super::settings::{OnStoreError, RedisUrl};
 use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
@@ -81,6 +82,9 @@ const IN_FLIGHT: usize = 2;
 const ACQUIRE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Lua numbers are doubles: every integer must stay below 2^53 to stay exact. Config keeps
+-- states within ten years, so this guard only stops a corrupted key from failing open.
+local EXACT = 9007199254740992
 -- One MGET for every key (the registration log is a set and reads as nil here).
 local v = redis.call('MGET', unpack(KEYS))
 local val = {}
@@ -146,6 +150,7 @@ for c = 1, tonumber(ARGV[p]) do
       local key, q = KEYS[k + j - 1], sh.lq[j]
       if j > nl then key, q = sh.gk[j - nl], sh.gq[j - nl] end
       val[key] = math.max(val[key], now) + interval[q]
+      if val[key] >= EXACT then return redis.error_reply('wa-verify: state out of range') end
       dirty[key] = true
     end
     if reg_k then
@@ -154,6 +159,7 @@ for c = 1, tonumber(ARGV[p]) do
     end
     out[c] = 0
   else
+    if wait * 8 + scope >= EXACT then return redis.error_reply('wa-verify: wait out of range') end
     out[c] = wait * 8 + scope
   end
 end
@@ -203,8 +209,11 @@ struct Inner {
     wrong_code: Script,
     settings: RedisSettings,
     limits: Limits,
-    /// Per-number quotas and the global one, as the script takes them.
+    /// Per-number quotas (request_code's, then verify_code's) and the global one, as the
+    /// script takes them: (interval µs, tolerance µs, scope).
     quotas: Vec<(i64, i64, i64)>,
+    /// The indexes in `quotas` of each class's per-number quotas.
+    per_class: [Vec<usize>; 4],
     fallback: MemoryStore,
     /// Checks answered by `on_store_error` instead of Redis.
     fallbacks: AtomicU64,
@@ -375,11 +384,16 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// A quota held by one of `replicas` replicas: the same burst share, `replicas` times slower.
+/// A quota held by one of `replicas` replicas: the same burst share, `replicas` times
+/// slower (the quota itself when that would pass the bounds of a rate).
 fn share(q: Quota, replicas: u32) -> Quota {
     let replicas = replicas.max(1);
-    let rate = Rate::new(q.rate.count(), q.rate.period() * replicas).unwrap_or(q.rate);
-    Quota::new(rate, (q.burst().get() / replicas).max(1))
+    q.rate
+        .period()
+        .checked_mul(replicas)
+        .and_then(|period| Rate::new(q.rate.count(), period).ok())
+        .and_then(|rate| Quota::try_new(rate, (q.burst().get() / replicas).max(1)).ok())
+        .unwrap_or(q)
 }
 
 /// A number as it appears in keys (`none` for calls of no number).
@@ -442,20 +456,29 @@ impl RedisStore {
             // No retries inside: a failed check falls back at once, and the outage probe
             // is the retry.
             .set_number_of_retries(0);
-        let mut quotas: Vec<(i64, i64, i64)> = limits
-            .per_number
-            .iter()
-            .map(|q| gcra(*q, S_NUMBER))
-            .collect();
+        limits.validate()?;
+        if settings.timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "rate_limit.store.timeout must be longer than zero",
+            ));
+        }
+        let mut quotas = Vec::new();
+        let mut per_class: [Vec<usize>; 4] = Default::default();
+        for class in [QuotaClass::RequestCode, QuotaClass::VerifyCode] {
+            for q in limits.per_number_for(class) {
+                per_class[class.index()].push(quotas.len());
+                quotas.push(gcra(*q, S_NUMBER));
+            }
+        }
         if let Some(g) = limits.global {
             quotas.push(gcra(g, S_GLOBAL));
         }
         let mut local = limits.clone();
-        local.per_number = limits
-            .per_number
-            .iter()
-            .map(|q| share(*q, settings.replicas))
-            .collect();
+        let shares = |qs: &[Quota]| -> Vec<Quota> {
+            qs.iter().map(|q| share(*q, settings.replicas)).collect()
+        };
+        local.per_number = shares(&limits.per_number);
+        local.verify_per_number = shares(&limits.verify_per_number);
         local.global = limits.global.map(|q| share(q, settings.replicas));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -466,6 +489,7 @@ impl RedisStore {
                 cooldown: Script::new(COOLDOWN),
                 wrong_code: Script::new(WRONG_CODE),
                 quotas,
+                per_class,
                 fallback: MemoryStore::with_limits(local, 1 << 16),
                 fallbacks: AtomicU64::new(0),
                 limits,
@@ -501,9 +525,14 @@ impl RedisStore {
     }
 }
 
+/// A quota as the script takes it. `Quota` keeps interval × burst within ten years, so
+/// the products are exact; the checked ones only make sure nothing can wrap.
 fn gcra(q: Quota, scope: i64) -> (i64, i64, i64) {
     let interval = micros(q.rate.interval()).max(1);
-    (interval, interval * i64::from(q.burst().get() - 1), scope)
+    let tolerance = interval
+        .checked_mul(i64::from(q.burst().get() - 1))
+        .unwrap_or(i64::MAX);
+    (interval, tolerance, scope)
 }
 
 /// The keys of one script call, written end to end; a key's index is its place in KEYS.
@@ -600,25 +629,28 @@ impl Inner {
         for check in checks {
             let (class, numbered) = (check.class, check.key.is_some());
             let wrong_max = match self.limits.wrong_codes {
-                Some(w) if class == QuotaClass::VerifyCode && numbered => i64::from(w.max),
+                Some(w) if class == QuotaClass::VerifyCode && numbered => i64::from(w.max()),
                 _ => 0,
             };
             let (reg_max, reg_window) = match self.limits.registration {
                 Some(r) if class == QuotaClass::Registration && numbered => {
-                    (i64::from(r.max), micros(r.window))
+                    (i64::from(r.max()), micros(r.window()))
                 }
                 _ => (0, 0),
             };
-            let local = |scope| scope == S_NUMBER && numbered && class.per_number_quotas();
+            let mine: &[usize] = if numbered {
+                &self.per_class[class.index()]
+            } else {
+                &[]
+            };
             let id = &mut shape_ids[class.index()][usize::from(numbered)];
             if *id == 0 {
                 shape_count += 1;
                 *id = shape_count;
                 shapes.push(keys.add(prefix, Key::AppCooldown(class)));
                 shapes.extend([wrong_max, reg_max, reg_window]);
-                let mine = || self.quotas.iter().enumerate().filter(|(_, q)| local(q.2));
-                shapes.push(mine().count() as i64);
-                shapes.extend(mine().map(|(idx, _)| idx as i64 + 1));
+                shapes.push(mine.len() as i64);
+                shapes.extend(mine.iter().map(|&idx| idx as i64 + 1));
                 let shared = || {
                     self.quotas
                         .iter()
@@ -640,10 +672,8 @@ impl Inner {
             if reg_max > 0 {
                 keys.add(prefix, Key::Registration(number));
             }
-            for (idx, q) in self.quotas.iter().enumerate() {
-                if local(q.2) {
-                    keys.add(prefix, Key::Quota(idx, number));
-                }
+            for &idx in mine {
+                keys.add(prefix, Key::Quota(idx, number));
             }
         }
         let mut cmd = redis::cmd("EVALSHA");
@@ -740,6 +770,7 @@ impl Future for RedisFuture {
 
 impl RateLimitStore for RedisStore {
     type Future = RedisFuture;
+    type LearnFuture = LearnFuture;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<RedisFuture> {
         let i = &*self.inner;
@@ -755,9 +786,13 @@ impl RateLimitStore for RedisStore {
         })
     }
 
-    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) {
+    fn refusal_message(&self, scope: Scope) -> String {
+        self.inner.limits.refusal_message(scope)
+    }
+
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) -> LearnFuture {
         // The fallback learns too, so an outage right after does not forget it.
-        self.inner.fallback.learn(key, class, lesson);
+        self.inner.fallback.record_lesson(key, class, lesson);
         let number = Number(key);
         // The script as a way to find it, since the task below owns the store.
         type Pick = fn(&Inner) -> &Script;
@@ -773,12 +808,12 @@ impl RateLimitStore for RedisStore {
             }
             Lesson::WrongCode => {
                 let (Some(_), Some(w)) = (key, self.inner.limits.wrong_codes) else {
-                    return;
+                    return LearnFuture(None);
                 };
                 (
                     |i| &i.wrong_code,
                     self.key(Key::WrongCodes(number)),
-                    w.window.as_millis() as i64,
+                    i64::try_from(w.window().as_millis()).unwrap_or(i64::MAX),
                 )
             }
         };
@@ -786,19 +821,38 @@ impl RateLimitStore for RedisStore {
         // Outside a runtime only the fallback learns; Redis hears of it from the next
         // replica that meets the same answer.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+            return LearnFuture(None);
         };
-        // Recording must not delay the answer: it runs beside it, bounded by the timeout.
-        runtime.spawn(async move {
+        // A task of its own, awaited by the call: the lesson lands even if the caller
+        // gives up on the call meanwhile, and the call returns only once it has landed
+        // (or the store timeout passed), so a process that exits right after keeps it.
+        LearnFuture(Some(runtime.spawn(async move {
             let i = &*store;
             let mut inv = script(i).prepare_invoke();
             inv.key(&redis_key).arg(arg);
             let record = async { inv.invoke_async::<i64>(&mut i.conn()?).await };
-            match tokio::time::timeout(i.settings.timeout * 4, record).await {
+            match tokio::time::timeout(i.settings.timeout, record).await {
                 Ok(Ok(_)) => {}
                 _ => i.failed("could not record a lesson"),
             }
-        });
+        })))
+    }
+}
+
+/// The future of recording a lesson in Redis: done when the lesson is in Redis, or the
+/// store timeout has passed (the fallback has it either way).
+#[derive(Debug)]
+pub struct LearnFuture(Option<tokio::task::JoinHandle<()>>);
+
+impl Future for LearnFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut().0.as_mut() {
+            // A task that panicked or was cancelled has nothing more to wait for.
+            Some(task) => Pin::new(task).poll(cx).map(|_| ()),
+            None => Poll::Ready(()),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use super::memory::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
 use crate::error::Error;
+use crate::timeout::CarriesDeadline;
 
 /// Applies [`RateLimit`]. See the [module docs](super) for an example.
 #[derive(Clone, Debug)]
@@ -105,7 +106,7 @@ impl<S, St> RateLimit<S, St> {
 
 impl<S, St, R> Service<R> for RateLimit<S, St>
 where
-    R: RateLimitKey,
+    R: RateLimitKey + CarriesDeadline,
     S: Service<R> + Clone,
     S::Error: Into<Error>,
     St: RateLimitStore,
@@ -133,10 +134,17 @@ where
                 ResponseFuture::calling(self.inner.call(req), learn)
             }
             acquire => {
+                // The latest the call may still go: never past its deadline, so a call
+                // that cannot get its slot in time fails at once, having sent nothing.
+                let now = tokio::time::Instant::now();
+                let until = match req.deadline() {
+                    Some(deadline) => deadline.min(now + self.max_wait),
+                    None => now + self.max_wait,
+                };
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
                 let stats = self.stats.clone();
-                ResponseFuture::pending(acquire, ready, req, learn, self.max_wait, stats)
+                ResponseFuture::pending(acquire, ready, req, learn, until, stats)
             }
         }
     }

@@ -37,10 +37,6 @@ impl QuotaClass {
             QuotaClass::Other => 3,
         }
     }
-
-    pub(crate) fn per_number_quotas(self) -> bool {
-        matches!(self, QuotaClass::RequestCode | QuotaClass::VerifyCode)
-    }
 }
 
 /// The answer of a store for one call.
@@ -95,9 +91,7 @@ impl Scope {
             Scope::Global => "global rate limit reached",
             Scope::Cooldown => "Meta throttled this number recently; cooling down",
             Scope::WrongCodes => "too many wrong codes for this number; verify_code paused",
-            Scope::Registration => {
-                "register/deregister budget for this number spent (10 per 72 hours)"
-            }
+            Scope::Registration => "register/deregister budget for this number spent",
             Scope::StoreUnavailable => "rate-limit store unavailable; denying by policy",
         }
     }
@@ -131,16 +125,27 @@ pub enum Acquire<F> {
 /// The state behind the rate-limit layer.
 ///
 /// One `acquire` checks every limit of a call at once (per-number quotas, the global
-/// quota, cooldowns, the wrong-code guard, the registration budget); `learn` records what
-/// Meta's answer taught.
+/// quota, cooldowns, the wrong-code guard, the registration budget) and takes a slot of
+/// each, or of none; `learn` records what Meta's answer taught.
 pub trait RateLimitStore: Clone + Send + Sync + 'static {
     /// The future of an answer that is not known at once.
     type Future: Future<Output = Admission> + Send + 'static;
 
+    /// The future of recording a lesson (ready at once in memory).
+    type LearnFuture: Future<Output = ()> + Send + 'static;
+
     /// Takes a slot of every limit of a call of `class` for number `key` (`None`: only
-    /// the global quota), or says how long to wait.
+    /// the global quota), or says how long to wait and takes nothing.
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<Self::Future>;
 
-    /// Records what an answer taught about number `key`.
-    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson);
+    /// What a refusal for `scope` says; a store names its configured limit where that
+    /// helps the caller (the registration budget).
+    fn refusal_message(&self, scope: Scope) -> String {
+        scope.message().to_owned()
+    }
+
+    /// Records what an answer taught about number `key`. The layer awaits it before the
+    /// call returns, so a process that exits right after its call keeps the lesson; a
+    /// store across the network bounds it by its own timeout.
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) -> Self::LearnFuture;
 }

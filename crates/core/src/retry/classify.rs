@@ -35,8 +35,8 @@ impl RetryClass {
 ///   request was written;
 /// - ambiguous: an attempt timeout, a connection lost after the write, 500/502/504 and
 ///   the temporary codes 1, 2, 131000, 131016 without `is_transient: true`, a garbled 2xx;
-/// - never: local refusals, other 4xx, `success: false`, and the throttles 136024 and
-///   133016 whatever the status or `is_transient` say.
+/// - never: local refusals, other 4xx, `success: false`, and the throttles 136024, 613
+///   and 133016 whatever the status or `is_transient` say.
 ///
 /// Under [`RetryMode::OnlyIfNotSent`] only a failure before the write is retried.
 pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
@@ -61,7 +61,11 @@ pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
     let meaning = error.meaning();
     if matches!(
         meaning,
-        Some(Meaning::RequestCodeThrottled | Meaning::RegistrationRateLimited)
+        Some(
+            Meaning::RequestCodeThrottled
+                | Meaning::TooManyCodeRequests
+                | Meaning::RegistrationRateLimited
+        )
     ) {
         // Meta sends 136024 with is_transient: false and "try again after a while":
         // an automatic retry would only extend the block.

@@ -57,6 +57,8 @@ pub struct RetryPolicy {
     attempts: u32,
     // Attempts that left the process: a local refusal (rate limit) is not one.
     sent: u32,
+    // Whether any attempt so far may have reached the server.
+    reached: bool,
     started: Option<Instant>,
     // Boxed: built on the first retry only, and kept out of every call's future.
     schedule: Option<Box<Schedule>>,
@@ -102,6 +104,7 @@ impl Default for RetryPolicy {
             budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
             attempts: 0,
             sent: 0,
+            reached: false,
             started: None,
             schedule: None,
         }
@@ -199,10 +202,14 @@ impl RetryPolicy {
             (hint, _) => hint,
         };
         let wait = backoff.max(hint.unwrap_or_default());
-        let left = self
-            .settings
-            .deadline
-            .map(|d| d.saturating_sub(self.started.map(|s| s.elapsed()).unwrap_or_default()));
+        // The call's deadline as the request carries it, else this policy's own setting.
+        let left = match crate::timeout::CarriesDeadline::deadline(op) {
+            Some(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+            None => self
+                .settings
+                .deadline
+                .map(|d| d.saturating_sub(self.started.map(|s| s.elapsed()).unwrap_or_default())),
+        };
         if wait > self.settings.max_retry_wait || left.is_some_and(|left| wait >= left) {
             let wait_ms = wait.as_millis() as u64;
             if hint.is_some_and(|h| h >= backoff) {
@@ -255,13 +262,21 @@ where
                 if !error.is_local() {
                     self.sent += 1;
                 }
+                self.reached |= error.may_have_reached_server();
                 let wait = self.decide(op, error);
                 match wait {
                     Some(waited) => op.set_attempt(Attempt {
                         number: self.attempts + 1,
                         waited,
                     }),
-                    None => error.set_attempts(self.sent),
+                    None => {
+                        // The error answers for the whole call: every attempt that left,
+                        // and whether any of them may have reached Meta.
+                        error.set_attempts(self.sent);
+                        if self.reached {
+                            error.set_may_have_reached_server();
+                        }
+                    }
                 }
                 wait.map(tokio::time::sleep)
             }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, TimeoutKind};
 
@@ -24,11 +24,16 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, timeout: Option<Duration>, kind: TimeoutKind) -> Self {
+    /// `limit`: when the timer fires, the limit it stands for, and which timeout it is.
+    pub(crate) fn new(inner: F, limit: Option<(Instant, Duration, TimeoutKind)>) -> Self {
+        let (sleep, after, kind) = match limit {
+            Some((at, after, kind)) => (Some(tokio::time::sleep_until(at)), after, kind),
+            None => (None, Duration::ZERO, TimeoutKind::Attempt),
+        };
         Self {
             inner,
-            sleep: timeout.map(tokio::time::sleep),
-            after: timeout.unwrap_or_default(),
+            sleep,
+            after,
             kind,
         }
     }
@@ -52,6 +57,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // The inner future first: when an inner layer ends the call at the same instant,
+        // its error (with the real attempt count) wins over this timer's.
         if let Poll::Ready(res) = this.inner.poll(cx) {
             return Poll::Ready(res.map_err(Into::into));
         }

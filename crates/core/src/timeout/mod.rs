@@ -28,98 +28,222 @@
 //! `Deadline` goes outside the retry so it covers every attempt and sleep;
 //! `AttemptTimeout` goes inside, around one attempt. An attempt timeout may fire after
 //! the request was written, so it counts as ambiguous for the retry policy.
+//!
+//! # The deadline travels with the request
+//!
+//! `Deadline` writes the call's deadline on the request ([`CarriesDeadline`]), so the
+//! layers below stop in time and say what really happened: the rate limiter never waits
+//! past it (it refuses with `rate_limited` and nothing was sent), the retry policy sleeps
+//! no backoff it cannot finish, and `AttemptTimeout` ends the attempt in flight at the
+//! deadline, so the error passes up through the retry policy with the real attempt count
+//! and whether anything may have reached the server. `Deadline`'s own timer is only a
+//! backstop for stacks whose lower layers ignore the deadline.
 
 pub mod future;
 
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use self::future::ResponseFuture;
 use crate::error::{Error, TimeoutKind};
+use crate::operation::Operation;
 
-macro_rules! timeout_middleware {
-    ($(#[$ldoc:meta])* $layer:ident, $(#[$sdoc:meta])* $service:ident, $kind:expr) => {
-        $(#[$ldoc])*
-        #[derive(Clone, Copy, Debug)]
-        pub struct $layer {
-            timeout: Option<Duration>,
-        }
+/// A request that carries the deadline of its call.
+///
+/// Implemented for every [`Operation`] (the deadline rides in its call context), for
+/// `http::Request` (in its extensions) and for `()` (which carries none).
+pub trait CarriesDeadline {
+    /// The instant the whole call must end by, if one was set.
+    fn deadline(&self) -> Option<Instant>;
 
-        impl $layer {
-            /// A layer with the given limit; `None` turns it off.
-            pub fn new(timeout: Option<Duration>) -> Self {
-                Self { timeout }
-            }
-        }
-
-        impl<S> Layer<S> for $layer {
-            type Service = $service<S>;
-
-            fn layer(&self, inner: S) -> $service<S> {
-                $service {
-                    inner,
-                    timeout: self.timeout,
-                }
-            }
-        }
-
-        $(#[$sdoc])*
-        #[derive(Clone, Debug)]
-        pub struct $service<S> {
-            inner: S,
-            timeout: Option<Duration>,
-        }
-
-        impl<S> $service<S> {
-            /// Wraps `inner` with the given limit; `None` turns it off.
-            pub fn new(inner: S, timeout: Option<Duration>) -> Self {
-                Self { inner, timeout }
-            }
-
-            /// A layer with the given limit.
-            pub fn layer(timeout: Option<Duration>) -> $layer {
-                $layer::new(timeout)
-            }
-
-            inner_service_accessors!();
-        }
-
-        impl<S, R> Service<R> for $service<S>
-        where
-            S: Service<R>,
-            S::Error: Into<Error>,
-        {
-            type Response = S::Response;
-            type Error = Error;
-            type Future = ResponseFuture<S::Future>;
-
-            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-                self.inner.poll_ready(cx).map_err(Into::into)
-            }
-
-            fn call(&mut self, req: R) -> Self::Future {
-                ResponseFuture::new(self.inner.call(req), self.timeout, $kind)
-            }
-        }
-    };
+    /// Sets the deadline; an earlier one already set is kept.
+    fn set_deadline(&mut self, at: Instant);
 }
 
-timeout_middleware!(
-    /// Applies [`AttemptTimeout`]. See the [module docs](self) for an example.
-    AttemptTimeoutLayer,
-    /// Fails one attempt with a `timeout` error when it takes too long.
-    /// See the [module docs](self) for an example.
-    AttemptTimeout,
-    TimeoutKind::Attempt
-);
+impl<O: Operation> CarriesDeadline for O {
+    fn deadline(&self) -> Option<Instant> {
+        self.context().and_then(|c| c.deadline)
+    }
 
-timeout_middleware!(
-    /// Applies [`Deadline`]. See the [module docs](self) for an example.
-    DeadlineLayer,
-    /// Fails the whole call, retries and backoff included, past its deadline.
-    /// See the [module docs](self) for an example.
-    Deadline,
-    TimeoutKind::Deadline
-);
+    fn set_deadline(&mut self, at: Instant) {
+        if let Some(c) = self.context_mut() {
+            c.deadline = Some(c.deadline.map_or(at, |d| d.min(at)));
+        }
+    }
+}
+
+/// The call's deadline, as an `http::Request` extension.
+#[derive(Clone, Copy, Debug)]
+struct DeadlineExt(Instant);
+
+impl<B> CarriesDeadline for http::Request<B> {
+    fn deadline(&self) -> Option<Instant> {
+        self.extensions().get::<DeadlineExt>().map(|d| d.0)
+    }
+
+    fn set_deadline(&mut self, at: Instant) {
+        let at = self.deadline().map_or(at, |d| d.min(at));
+        self.extensions_mut().insert(DeadlineExt(at));
+    }
+}
+
+impl CarriesDeadline for () {
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn set_deadline(&mut self, _at: Instant) {}
+}
+
+// ===== AttemptTimeout =====
+
+/// Applies [`AttemptTimeout`]. See the [module docs](self) for an example.
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptTimeoutLayer {
+    timeout: Option<Duration>,
+}
+
+impl AttemptTimeoutLayer {
+    /// A layer with the given limit per attempt; `None` turns it off (the call's deadline,
+    /// when the request carries one, still ends the attempt).
+    pub fn new(timeout: Option<Duration>) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for AttemptTimeoutLayer {
+    type Service = AttemptTimeout<S>;
+
+    fn layer(&self, inner: S) -> AttemptTimeout<S> {
+        AttemptTimeout::new(inner, self.timeout)
+    }
+}
+
+/// Fails one attempt with a `timeout` error when it takes too long, or when the call's
+/// deadline comes first. See the [module docs](self) for an example.
+#[derive(Clone, Debug)]
+pub struct AttemptTimeout<S> {
+    inner: S,
+    timeout: Option<Duration>,
+}
+
+impl<S> AttemptTimeout<S> {
+    /// Wraps `inner` with the given limit per attempt; `None` turns it off.
+    pub fn new(inner: S, timeout: Option<Duration>) -> Self {
+        Self { inner, timeout }
+    }
+
+    /// A layer with the given limit.
+    pub fn layer(timeout: Option<Duration>) -> AttemptTimeoutLayer {
+        AttemptTimeoutLayer::new(timeout)
+    }
+
+    inner_service_accessors!();
+}
+
+impl<S, R> Service<R> for AttemptTimeout<S>
+where
+    S: Service<R>,
+    S::Error: Into<Error>,
+    R: CarriesDeadline,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        // One timer: the attempt's own limit or the call's deadline, whichever is first.
+        let limit = match (self.timeout, req.deadline()) {
+            (None, None) => None,
+            (Some(t), None) => Some((Instant::now() + t, t, TimeoutKind::Attempt)),
+            (attempt, Some(deadline)) => {
+                let now = Instant::now();
+                match attempt {
+                    Some(t) if now + t < deadline => Some((now + t, t, TimeoutKind::Attempt)),
+                    _ => Some((
+                        deadline,
+                        deadline.saturating_duration_since(now),
+                        TimeoutKind::Deadline,
+                    )),
+                }
+            }
+        };
+        ResponseFuture::new(self.inner.call(req), limit)
+    }
+}
+
+// ===== Deadline =====
+
+/// Applies [`Deadline`]. See the [module docs](self) for an example.
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    timeout: Option<Duration>,
+}
+
+impl DeadlineLayer {
+    /// A layer with the given limit per call; `None` turns it off.
+    pub fn new(timeout: Option<Duration>) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline::new(inner, self.timeout)
+    }
+}
+
+/// Fails the whole call, retries and backoff included, past its deadline, and writes the
+/// deadline on the request for the layers below. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Deadline<S> {
+    inner: S,
+    timeout: Option<Duration>,
+}
+
+impl<S> Deadline<S> {
+    /// Wraps `inner` with the given limit per call; `None` turns it off.
+    pub fn new(inner: S, timeout: Option<Duration>) -> Self {
+        Self { inner, timeout }
+    }
+
+    /// A layer with the given limit.
+    pub fn layer(timeout: Option<Duration>) -> DeadlineLayer {
+        DeadlineLayer::new(timeout)
+    }
+
+    inner_service_accessors!();
+}
+
+impl<S, R> Service<R> for Deadline<S>
+where
+    S: Service<R>,
+    S::Error: Into<Error>,
+    R: CarriesDeadline,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: R) -> Self::Future {
+        let limit = self.timeout.map(|t| {
+            let at = Instant::now() + t;
+            req.set_deadline(at);
+            (at, t, TimeoutKind::Deadline)
+        });
+        ResponseFuture::new(self.inner.call(req), limit)
+    }
+}

@@ -127,7 +127,7 @@ async fn two_per_number_quotas_both_bind() {
     let svc = ServiceBuilder::new()
         .layer(RateLimitLayer::new(store))
         .service(inner.clone());
-    for i in 0..3 {
+    for i in 0..2 {
         svc.clone().oneshot(op("1")).await.unwrap();
         let e = svc.clone().oneshot(op("1")).await.unwrap_err();
         assert!(
@@ -136,11 +136,36 @@ async fn two_per_number_quotas_both_bind() {
         );
         tokio::time::advance(Duration::from_secs(60)).await;
     }
+    svc.clone().oneshot(op("1")).await.unwrap();
+    // Both bind now; the answer is the time until every quota allows, as in Redis.
     let e = svc.clone().oneshot(op("1")).await.unwrap_err();
     assert!(
         e.retry_after().unwrap() > Duration::from_secs(60),
         "the hourly quota binds: {e}"
     );
+    assert_eq!(inner.count(), 3);
+}
+
+/// A call refused by one limit takes no slot of the others: the global quota refusing
+/// leaves the number's quota untouched, and the other way round. See: issue 16.
+#[tokio::test(start_paused = true)]
+async fn a_refused_call_takes_no_slot_of_any_limit() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/s", 1)], Some(quota("1/s", 1)));
+    let svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(store))
+        .service(inner.clone());
+    svc.clone().oneshot(op("1")).await.unwrap();
+    // Number 2 is refused by the global quota: its own slot stays free.
+    let e = svc.clone().oneshot(op("2")).await.unwrap_err();
+    assert!(e.to_string().contains("global"), "{e}");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    svc.clone().oneshot(op("2")).await.unwrap();
+    // Number 2 is refused by its own quota: the global slot stays free for number 3.
+    let e = svc.clone().oneshot(op("2")).await.unwrap_err();
+    assert!(e.to_string().contains("per-number"), "{e}");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    svc.clone().oneshot(op("3")).await.unwrap();
     assert_eq!(inner.count(), 3);
 }
 
@@ -291,4 +316,31 @@ mod learning {
         let _ = svc.oneshot(op("1")).await;
         assert_eq!(store.cooldown(1, QuotaClass::RequestCode), None);
     }
+}
+
+/// The limiter never waits past the call's deadline: a slot further away fails at once
+/// with `rate_limited`, and the error says nothing was sent. See: issue 16.
+#[tokio::test(start_paused = true)]
+async fn the_limiter_never_waits_past_the_deadline() {
+    let inner = Scripted::new([]);
+    let store = MemoryStore::new(&[quota("1/min", 1)], None);
+    let svc = ServiceBuilder::new()
+        .layer(wa_verify_core::timeout::DeadlineLayer::new(Some(
+            Duration::from_secs(5),
+        )))
+        .layer(RateLimitLayer::new(store).max_wait(Duration::from_secs(120)))
+        .service(inner.clone());
+    svc.clone().oneshot(op("1")).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let e = svc.clone().oneshot(op("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "refused at once, no wait"
+    );
+    assert!(e.retry_after().unwrap() > Duration::from_secs(5));
+    assert!(!e.may_have_reached_server());
+    assert_eq!(e.attempts(), 0);
+    assert_eq!(inner.count(), 1);
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tower::{ServiceBuilder, ServiceExt};
 use wa_verify_core::retry::{BackoffSettings, RetryLayer, RetryPolicy, TpsBudget};
-use wa_verify_core::timeout::DeadlineLayer;
+use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use wa_verify_core::{Error, ErrorKind, RequestCode, TimeoutKind};
 
 use crate::support::*;
@@ -239,8 +239,10 @@ async fn budget_exhaustion_stops_retries() {
     assert_eq!(inner.count(), 10, "not one retry");
 }
 
+/// The deadline travels on the request: the policy sleeps no backoff it cannot finish, and
+/// the call ends with Meta's last answer and every attempt counted. See: issue 16.
 #[tokio::test(start_paused = true)]
-async fn the_deadline_covers_backoff_sleeps() {
+async fn the_deadline_on_the_request_stops_backoff_it_cannot_finish() {
     let started = tokio::time::Instant::now();
     let slow = policy().backoff(BackoffSettings {
         initial: Duration::from_secs(10),
@@ -256,10 +258,32 @@ async fn the_deadline_covers_backoff_sleeps() {
         ))
         .service(inner.clone());
     let e = svc.oneshot(op("1")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Server);
+    assert_eq!(e.attempts(), 3);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(20),
+        "no sleep past 25 s"
+    );
+    assert_eq!(inner.count(), 3, "attempts at 0s, 10s, 20s");
+}
+
+/// When the deadline fires mid-attempt, the error says how many attempts really went and
+/// that one may have reached Meta (after a 503 and a hang: 2). See: issue 16.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_mid_attempt_counts_every_attempt() {
+    let inner = Scripted::new([Err(graph(503, 2, None, &[]))]).then_hang();
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Some(Duration::from_secs(5))))
+        .layer(RetryLayer::new(policy()))
+        .layer(AttemptTimeoutLayer::new(None))
+        .service(inner.clone());
+    let e = svc.oneshot(op("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
-    assert_eq!(started.elapsed(), Duration::from_secs(25));
-    assert_eq!(inner.count(), 3, "attempts at 0s, 10s, 20s");
+    assert_eq!(e.attempts(), 2);
+    assert!(e.may_have_reached_server());
+    assert_eq!(inner.count(), 2);
 }
 
 #[tokio::test(start_paused = true)]

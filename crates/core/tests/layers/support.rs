@@ -1,5 +1,6 @@
 use std::collections::VecDeque;
-use std::future::Ready;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -13,11 +14,30 @@ use wa_verify_core::{
 
 pub(crate) type Outcome = Result<Response<RequestCodeResponse>, Error>;
 
-/// An inner service answering from a script, recording when each call arrived.
+/// An inner service answering from a script, recording when each call arrived. Past the
+/// script it answers success, or never (`then_hang`).
 #[derive(Clone)]
 pub(crate) struct Scripted {
     outcomes: Arc<Mutex<VecDeque<Outcome>>>,
     pub(crate) calls: Arc<Mutex<Vec<Instant>>>,
+    hang_after: bool,
+}
+
+/// The answer of one scripted call: now, or never.
+pub(crate) enum Answer {
+    Now(Option<Outcome>),
+    Never,
+}
+
+impl Future for Answer {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Outcome> {
+        match self.get_mut() {
+            Answer::Now(o) => Poll::Ready(o.take().unwrap_or_else(|| Ok(ok()))),
+            Answer::Never => Poll::Pending,
+        }
+    }
 }
 
 impl Scripted {
@@ -25,7 +45,14 @@ impl Scripted {
         Self {
             outcomes: Arc::new(Mutex::new(outcomes.into_iter().collect())),
             calls: Arc::default(),
+            hang_after: false,
         }
+    }
+
+    /// Past the script, every call hangs (a request written, no answer).
+    pub(crate) fn then_hang(mut self) -> Self {
+        self.hang_after = true;
+        self
     }
 
     pub(crate) fn count(&self) -> usize {
@@ -40,7 +67,7 @@ impl Scripted {
 impl Service<RequestCode> for Scripted {
     type Response = Response<RequestCodeResponse>;
     type Error = Error;
-    type Future = Ready<Outcome>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
@@ -48,13 +75,11 @@ impl Service<RequestCode> for Scripted {
 
     fn call(&mut self, _: RequestCode) -> Self::Future {
         self.calls.lock().unwrap().push(Instant::now());
-        let next = self
-            .outcomes
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| Ok(ok()));
-        std::future::ready(next)
+        match self.outcomes.lock().unwrap().pop_front() {
+            Some(next) => Answer::Now(Some(next)),
+            None if self.hang_after => Answer::Never,
+            None => Answer::Now(None),
+        }
     }
 }
 
