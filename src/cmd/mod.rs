@@ -145,10 +145,10 @@ impl CommonArgs {
             c.encoding = e.parse()?;
         }
         if let Some(t) = &self.timeout {
-            c.timeouts.deadline = Some(duration::parse(t)?);
+            c.timeouts.deadline = Some(duration::parse_timeout(t)?);
         }
         if let Some(t) = &self.attempt_timeout {
-            c.timeouts.attempt = Some(duration::parse(t)?);
+            c.timeouts.attempt = Some(duration::parse_timeout(t)?);
         }
         if let Some(n) = self.max_attempts {
             if n == 0 {
@@ -159,7 +159,7 @@ impl CommonArgs {
         match (&self.per_number_rate, self.per_number_burst) {
             (Some(rate), burst) => {
                 c.rate_limit.per_number =
-                    vec![Quota::new(rate.parse::<Rate>()?, burst.unwrap_or(0))];
+                    vec![Quota::try_new(rate.parse::<Rate>()?, burst.unwrap_or(0))?];
             }
             (None, Some(burst)) => {
                 let Some(first) = c.rate_limit.per_number.first_mut() else {
@@ -167,12 +167,12 @@ impl CommonArgs {
                         "--per-number-burst needs --per-number-rate (or a per_number quota in --config)",
                     ));
                 };
-                *first = Quota::new(first.rate, burst);
+                *first = Quota::try_new(first.rate, burst)?;
             }
             (None, None) => {}
         }
         if let Some(rate) = &self.global_rate {
-            c.rate_limit.global = Some(Quota::new(rate.parse::<Rate>()?, 0));
+            c.rate_limit.global = Some(Quota::try_new(rate.parse::<Rate>()?, 0)?);
         }
         match self
             .limiter_store

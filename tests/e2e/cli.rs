@@ -490,3 +490,59 @@ async fn error_data_and_unknown_fields_reach_the_json_and_the_text_says_what_to_
     );
     assert!(text.contains("fbtrace_id: TraceFromBody123"), "{text}");
 }
+
+/// Config the stores cannot represent is refused when it is read: exit 2 with the
+/// reason, nothing sent, no panic. See: issue 16.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_the_stores_cannot_represent_is_refused_with_exit_2() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let dir = std::env::temp_dir().join(format!("wa-verify-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, toml, says) in [
+        ("zero-guard", "[rate_limit]\nwrong_codes = { max = 0, window = \"10m\" }", "\"off\""),
+        ("zero-budget", "[rate_limit]\nregistration = { max = 0, window = \"72h\" }", "\"off\""),
+        ("long-interval", "[rate_limit]\nper_number = [{ rate = \"1/200000d\", burst = 600 }]", "3650d"),
+        ("long-span", "[rate_limit]\nper_number = [{ rate = \"1/d\", burst = 600000 }]", "3650d"),
+        ("huge-duration", "[rate_limit]\nmax_wait = \"1000000000d\"", "3650d"),
+        ("zero-attempt", "[timeouts]\nattempt = \"0s\"", "longer than zero"),
+        ("zero-store-timeout", "[rate_limit.store]\ntimeout = \"0s\"", "longer than zero"),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let path = path.to_str().unwrap();
+        let out = run(against(
+            &sb,
+            &["request-code", "--phone-number-id", "1", "--output", "json", "--config", path],
+        ))
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        let v = json(&out);
+        assert_eq!(v["error"]["kind"], "invalid_input", "{name}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{name}: {message}");
+    }
+    for flag in [["--timeout", "0s"], ["--attempt-timeout", "0ms"]] {
+        let mut args = vec!["request-code", "--phone-number-id", "1", "--output", "json"];
+        args.extend(flag);
+        let out = run(against(&sb, &args)).await;
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {out:?}");
+        assert!(json(&out)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than zero"));
+    }
+    assert!(sb.outbox().is_empty(), "nothing was sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `wrong_codes = "off"` turns the guard off explicitly. See: issue 16.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_is_turned_off_with_off() {
+    let text = "[rate_limit]\nwrong_codes = \"off\"\nregistration = \"off\"";
+    let cfg = wa_verify_core::config::StackConfig::from_toml(text).unwrap();
+    assert_eq!(cfg.rate_limit.wrong_codes, None);
+    assert_eq!(cfg.rate_limit.registration, None);
+    let written = serde_json::to_value(&cfg).unwrap();
+    assert_eq!(written["rate_limit"]["wrong_codes"], "off");
+    assert_eq!(written["rate_limit"]["registration"], "off");
+}

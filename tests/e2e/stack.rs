@@ -158,6 +158,28 @@ async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
     assert_eq!(sb.stats().requests, 2);
 }
 
+/// A pre-verified number past its quota gets the spec's 422 with code 613: a throttle,
+/// never retried, that cools the number down. See: issue 16.
+#[tokio::test]
+async fn code_613_for_a_pre_verified_number_is_a_throttle_with_a_cooldown() {
+    let cfg = SandboxConfig::from_toml(
+        "pre_verified = [\"613\"]\n[quotas]\nper_number = { rate = \"1/min\", burst = 1 }",
+    )
+    .unwrap();
+    let sb = sandbox(cfg).await;
+    let c = client(client_config(sb.base_url().as_str()));
+    c.request_code(request("613").pre_verified()).await.unwrap();
+    let e = c.request_code(request("613").pre_verified()).await.unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(422));
+    assert_eq!(e.graph().map(|g| g.code), Some(613));
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(e.attempts(), 1, "not retried");
+    let upstream = sb.stats().requests;
+    let e = c.request_code(request("613").pre_verified()).await.unwrap_err();
+    assert!(e.is_local() && e.kind() == ErrorKind::RateLimited, "{e}");
+    assert_eq!(sb.stats().requests, upstream, "cooling down: nothing sent");
+}
+
 #[tokio::test]
 async fn the_spec_throttle_is_retried_within_max_retry_wait() {
     // 429 with Retry-After 1 s: the retry waits for it, then succeeds.

@@ -90,7 +90,12 @@ impl StackConfig {
     ///
     /// `invalid_input` saying which key is wrong and why.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::invalid_input(format!("invalid config: {e}")))
+        toml::from_str(text).map_err(|e| {
+            // The values' own refusals arrive inside the TOML error as our `Display`;
+            // one "invalid input:" in front of the whole is enough.
+            let text = e.to_string().replace("invalid input: ", "");
+            Error::invalid_input(format!("invalid config: {}", text.trim_end()))
+        })
     }
 
     /// Reads and parses a TOML file.

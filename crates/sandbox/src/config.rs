@@ -24,6 +24,9 @@ pub struct SandboxConfig {
     pub not_permitted: Vec<String>,
     /// Numbers not eligible for verification now: 422 `GraphMethodException` 100.
     pub not_eligible: Vec<String>,
+    /// Pre-verified phone number ids: past their per-number quota, request_code answers
+    /// the spec's 422 with code 613, "Too many verification code requests".
+    pub pre_verified: Vec<String>,
     /// Codes, their lifetime and blocking after wrong codes.
     pub codes: CodeConfig,
     /// Request quotas.

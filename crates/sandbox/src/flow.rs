@@ -46,6 +46,19 @@ pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) ->
         if let Acquire::Ready(Admission::Wait { wait, .. }) =
             store.acquire(key, QuotaClass::RequestCode)
         {
+            if app.config.pre_verified.iter().any(|p| p == id) {
+                // spec: request_code on a pre-verified number, 422.
+                return Reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    graph_error(
+                        "Too many verification code requests",
+                        "OAuthException",
+                        613,
+                        None,
+                        None,
+                    ),
+                );
+            }
             return match app.config.quotas.quota_error {
                 QuotaDialect::Spec => app_limited(id, wait),
                 QuotaDialect::Observed => {

@@ -169,8 +169,8 @@ struct Record {
     tats: Box<[u64]>,
     /// When the number last took a quota slot (ns on the store's clock).
     last_slot: u64,
-    /// Cooldown ends per class (request_code, verify_code, registration); 0: none.
-    cooldowns: [u64; 3],
+    /// Cooldown ends per class (by `QuotaClass::index`); 0: none.
+    cooldowns: [u64; 4],
     /// Wrong codes in the current window: (count, window end).
     wrong: (u32, u64),
     /// Times of the recent register/deregister calls.
@@ -182,7 +182,7 @@ impl Record {
         Self {
             tats: vec![0; quotas].into_boxed_slice(),
             last_slot: 0,
-            cooldowns: [0; 3],
+            cooldowns: [0; 4],
             wrong: (0, 0),
             registrations: VecDeque::new(),
         }
@@ -197,16 +197,6 @@ impl Record {
                 .registrations
                 .back()
                 .is_none_or(|&t| t.saturating_add(registration_window) <= now)
-    }
-}
-
-/// The index of a class's cooldown in a record, for classes that have one per number.
-fn cooldown_slot(class: QuotaClass) -> Option<usize> {
-    match class {
-        QuotaClass::RequestCode => Some(0),
-        QuotaClass::VerifyCode => Some(1),
-        QuotaClass::Registration => Some(2),
-        QuotaClass::Other => None,
     }
 }
 
@@ -281,7 +271,7 @@ impl MemoryStore {
             .inner
             .numbers
             .get(&key)
-            .and_then(|r| cooldown_slot(class).map(|i| r.cooldowns[i]))?;
+            .map(|r| r.cooldowns[class.index()])?;
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
@@ -316,7 +306,7 @@ impl MemoryStore {
             .entry(key)
             .or_insert_with(|| Record::new(i.quotas.len()));
         let r = &mut *record;
-        let cooldown = cooldown_slot(class).map_or(0, |s| r.cooldowns[s]).max(app);
+        let cooldown = r.cooldowns[class.index()].max(app);
         if cooldown > now {
             return wait(now, cooldown, Scope::Cooldown);
         }
@@ -436,13 +426,14 @@ impl MemoryStore {
         match lesson {
             Lesson::Throttled { wait, app_wide } => {
                 let until = now.saturating_add(nanos(wait.min(i.limits.cooldown_cap(class))));
-                match (app_wide, key, cooldown_slot(class)) {
-                    (false, Some(key), Some(slot)) => {
+                match (app_wide, key) {
+                    (false, Some(key)) => {
                         let mut r = i
                             .numbers
                             .entry(key)
                             .or_insert_with(|| Record::new(i.quotas.len()));
-                        r.cooldowns[slot] = r.cooldowns[slot].max(until);
+                        let slot = &mut r.cooldowns[class.index()];
+                        *slot = (*slot).max(until);
                     }
                     _ => {
                         i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);
