@@ -29,7 +29,7 @@ const SETTINGS: &str = r#"
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = Sandbox::builder().start().await?;
     let mut cfg = StackConfig::from_toml(SETTINGS)?;
-    cfg.base_url = sandbox.base_url().clone();
+    cfg.base_url = sandbox.base_url().parse()?;
 
     let stack = ServiceBuilder::new()
         .layer(TraceLayer::new().api_version(cfg.api_version))
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(cfg.timeouts.attempt_layer())
         // The boundary: typed operations above, HTTP below.
         .layer(GraphLayer::new(cfg.base_url.clone()).encoding(cfg.encoding))
-        .layer(AuthLayer::new(sandbox.token().clone()))
+        .layer(AuthLayer::new(sandbox.token().parse()?))
         .service(Transport::new(&cfg.transport)?);
 
     let op = RequestCode::new("1234567890".parse()?, CodeMethod::Voice, "pt_BR".parse()?);

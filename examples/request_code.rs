@@ -12,8 +12,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = Sandbox::builder().start().await?;
 
     let client = Client::builder()
-        .base_url(sandbox.base_url().clone())
-        .token(sandbox.token().clone())
+        .base_url(sandbox.base_url().parse()?)
+        .token(sandbox.token().parse()?)
         .build()?;
 
     let id = "1234567890".parse()?;

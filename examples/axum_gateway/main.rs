@@ -15,8 +15,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let once = std::env::args().any(|a| a == "--once");
     let sandbox = Sandbox::builder().start().await?;
     let client = Client::builder()
-        .base_url(sandbox.base_url().clone())
-        .token(sandbox.token().clone())
+        .base_url(sandbox.base_url().parse()?)
+        .token(sandbox.token().parse()?)
         .build()?;
     let listener = tokio::net::TcpListener::bind(if once {
         "127.0.0.1:0"

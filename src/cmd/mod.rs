@@ -214,8 +214,8 @@ impl CommonArgs {
                 .start()
                 .await
                 .map_err(|e| Error::invalid_input(format!("cannot start the sandbox: {e}")))?;
-            config.base_url = sb.base_url().clone();
-            (sb.token().clone(), Some(sb))
+            config.base_url = sb.base_url().parse()?;
+            (sb.token().parse()?, Some(sb))
         } else {
             (self.token()?, None)
         };

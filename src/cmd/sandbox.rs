@@ -37,7 +37,7 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
     let given = args.token_file.is_some() || std::env::var_os("WHATSAPP_ACCESS_TOKEN").is_some();
     if given {
         match read_token(args.token_file.as_deref()) {
-            Ok(t) => builder = builder.token(t),
+            Ok(t) => builder = builder.token(t.expose_secret()),
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_USAGE;
@@ -61,8 +61,8 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
     let token = if given {
         "$WHATSAPP_ACCESS_TOKEN".to_owned()
     } else {
-        say(format!("token: {}", sandbox.token().expose_secret()));
-        sandbox.token().expose_secret().to_owned()
+        say(format!("token: {}", sandbox.token()));
+        sandbox.token().to_owned()
     };
     say("try:".to_owned());
     say(format!(

@@ -13,7 +13,7 @@ fn with_token(mut c: Command, token: &str) -> Command {
 
 fn against(sb: &SandboxHandle, args: &[&str]) -> Command {
     let mut c = wa(args);
-    c.args(["--base-url", sb.base_url().as_str()])
+    c.args(["--base-url", sb.base_url()])
         .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
     c
 }
@@ -189,7 +189,7 @@ async fn every_error_kind_the_sandbox_produces_with_exit_1() {
             "--phone-number-id",
             "1",
             "--base-url",
-            sb.base_url().as_str(),
+            sb.base_url(),
             "--output",
             "json",
         ]),
@@ -267,7 +267,7 @@ async fn refused_input_and_missing_token_exit_2_before_any_request() {
         "--phone-number-id",
         "1",
         "--base-url",
-        sb.base_url().as_str(),
+        sb.base_url(),
     ]))
     .await;
     assert_eq!(no_token.status.code(), Some(2));
@@ -289,7 +289,7 @@ async fn token_file_is_read_and_trimmed() {
         "--phone-number-id",
         "1",
         "--base-url",
-        sb.base_url().as_str(),
+        sb.base_url(),
         "--token-file",
         file.to_str().unwrap(),
     ]))
@@ -300,7 +300,7 @@ async fn token_file_is_read_and_trimmed() {
         "--phone-number-id",
         "1",
         "--base-url",
-        sb.base_url().as_str(),
+        sb.base_url(),
         "--token-file",
         "/nonexistent/token",
     ]))
@@ -423,7 +423,7 @@ async fn bench_json_report_counts_what_the_sandbox_counted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_axum_example_answers_a_real_request_to_its_route() {
     let sb = sandbox(Default::default()).await;
-    let app = crate::axum_gateway::router(client(client_config(&sb.base_url().to_string())));
+    let app = crate::axum_gateway::router(client(client_config(sb.base_url())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -499,20 +499,56 @@ async fn config_the_stores_cannot_represent_is_refused_with_exit_2() {
     let dir = std::env::temp_dir().join(format!("wa-verify-bounds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, toml, says) in [
-        ("zero-guard", "[rate_limit]\nwrong_codes = { max = 0, window = \"10m\" }", "\"off\""),
-        ("zero-budget", "[rate_limit]\nregistration = { max = 0, window = \"72h\" }", "\"off\""),
-        ("long-interval", "[rate_limit]\nper_number = [{ rate = \"1/200000d\", burst = 600 }]", "3650d"),
-        ("long-span", "[rate_limit]\nper_number = [{ rate = \"1/d\", burst = 600000 }]", "3650d"),
-        ("huge-duration", "[rate_limit]\nmax_wait = \"1000000000d\"", "3650d"),
-        ("zero-attempt", "[timeouts]\nattempt = \"0s\"", "longer than zero"),
-        ("zero-store-timeout", "[rate_limit.store]\ntimeout = \"0s\"", "longer than zero"),
+        (
+            "zero-guard",
+            "[rate_limit]\nwrong_codes = { max = 0, window = \"10m\" }",
+            "\"off\"",
+        ),
+        (
+            "zero-budget",
+            "[rate_limit]\nregistration = { max = 0, window = \"72h\" }",
+            "\"off\"",
+        ),
+        (
+            "long-interval",
+            "[rate_limit]\nper_number = [{ rate = \"1/200000d\", burst = 600 }]",
+            "3650d",
+        ),
+        (
+            "long-span",
+            "[rate_limit]\nper_number = [{ rate = \"1/d\", burst = 600000 }]",
+            "3650d",
+        ),
+        (
+            "huge-duration",
+            "[rate_limit]\nmax_wait = \"1000000000d\"",
+            "3650d",
+        ),
+        (
+            "zero-attempt",
+            "[timeouts]\nattempt = \"0s\"",
+            "longer than zero",
+        ),
+        (
+            "zero-store-timeout",
+            "[rate_limit.store]\ntimeout = \"0s\"",
+            "longer than zero",
+        ),
     ] {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, toml).unwrap();
         let path = path.to_str().unwrap();
         let out = run(against(
             &sb,
-            &["request-code", "--phone-number-id", "1", "--output", "json", "--config", path],
+            &[
+                "request-code",
+                "--phone-number-id",
+                "1",
+                "--output",
+                "json",
+                "--config",
+                path,
+            ],
         ))
         .await;
         assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");

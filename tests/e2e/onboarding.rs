@@ -20,7 +20,7 @@ async fn verified(c: &wa_verify_core::Client, sb: &SandboxHandle, id_: &str) {
 #[tokio::test]
 async fn the_typed_flow_onboards_a_number_end_to_end() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let requested = Onboarding::new(c.clone(), id("777"))
         .request_code(CodeMethod::Voice, "en".parse().unwrap())
         .await
@@ -57,7 +57,7 @@ async fn the_typed_flow_onboards_a_number_end_to_end() {
 #[tokio::test]
 async fn the_sandbox_refuses_each_wrong_step_with_the_spec_errors() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     // Register before verify.
     let e = c.register(Register::new(id("1"), pin())).await.unwrap_err();
     assert_eq!(
@@ -103,7 +103,7 @@ async fn the_sandbox_refuses_each_wrong_step_with_the_spec_errors() {
 #[tokio::test(start_paused = true)]
 async fn the_eleventh_register_or_deregister_in_72_hours_is_refused_locally() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     verified(&c, &sb, "9").await;
     for i in 0..10 {
         if i % 2 == 0 {
@@ -129,7 +129,7 @@ async fn the_eleventh_register_or_deregister_in_72_hours_is_refused_locally() {
 #[tokio::test(start_paused = true)]
 async fn metas_133016_records_a_72_hour_cooldown() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let mut cfg = client_config(sb.base_url().as_str());
+    let mut cfg = client_config(sb.base_url());
     // Our budget off, so Meta's (the sandbox's) is the one that binds.
     cfg.rate_limit.registration = None;
     let c = client(cfg);
@@ -163,7 +163,7 @@ async fn register_once_under(fault: NumberFault) -> (wa_verify_core::Error, u64)
     let mut cfg = SandboxConfig::default();
     cfg.number_faults.insert("20".into(), fault);
     let sb = sandbox(cfg).await;
-    let mut ccfg = client_config(sb.base_url().as_str());
+    let mut ccfg = client_config(sb.base_url());
     ccfg.timeouts.attempt = Some(Duration::from_secs(2));
     ccfg.retry.retry_ambiguous = true;
     let c = client(ccfg);
@@ -232,7 +232,7 @@ async fn register_is_retried_when_the_connection_was_refused() {
 async fn a_full_onboarding_traces_and_prints_no_secret() {
     let (out, _guard) = crate::tracing::capture().await;
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let requested = Onboarding::new(c, id("31"))
         .request_code(CodeMethod::Sms, Default::default())
         .await
@@ -271,9 +271,9 @@ async fn a_full_onboarding_traces_and_prints_no_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_register_deregister_and_pre_verified() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     verified(&c, &sb, "41").await;
-    let base = sb.base_url().as_str().to_owned();
+    let base = sb.base_url().to_owned();
     let cli = |args: Vec<&'static str>, pin: Option<&'static str>| {
         let mut cmd = wa(&args);
         cmd.args(["--base-url", &base, "--output", "json"])

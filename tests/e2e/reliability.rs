@@ -85,7 +85,7 @@ async fn fault_matrix_every_status_and_body_gives_the_right_kind_status_trace_an
         "oversized".into(),
     ));
     let sb = sandbox(cfg).await;
-    let mut ccfg = client_config(sb.base_url().as_str());
+    let mut ccfg = client_config(sb.base_url());
     ccfg.retry.budget_percent = 0.0;
     ccfg.timeouts.attempt = Some(Duration::from_secs(2));
     let c = client(ccfg);
@@ -125,7 +125,7 @@ async fn soak(calls: usize, retry_ambiguous: bool) -> (u64, HashMap<&'static str
             .insert(id_.into(), NumberFault::times(FaultKind::DropAfterSend, 1));
     }
     let sb = sandbox(cfg).await;
-    let mut ccfg = client_config(sb.base_url().as_str());
+    let mut ccfg = client_config(sb.base_url());
     ccfg.timeouts.attempt = Some(Duration::from_millis(300));
     ccfg.retry.retry_ambiguous = retry_ambiguous;
     ccfg.retry.budget_percent = 0.0;
@@ -231,7 +231,7 @@ async fn cancelled_calls_leak_no_tasks_slots_or_connections() {
     cfg.faults.kinds = vec![FaultKind::Latency];
     cfg.faults.latency = Duration::from_millis(100);
     let sb = sandbox(cfg).await;
-    let mut ccfg = client_config(sb.base_url().as_str());
+    let mut ccfg = client_config(sb.base_url());
     ccfg.rate_limit.per_number = vec![wa_verify_core::rate_limit::Quota::new(
         "10/s".parse().unwrap(),
         1,

@@ -324,6 +324,9 @@ async fn app_quota_covers_every_number() {
         4,
         Some(2_446_079),
     );
+    // A sliding log: 2 calls in any moving second (Meta states its limits per window).
+    advance(Duration::from_millis(500)).await;
+    assert_eq!(request_json(&sb, "3").await.status, 429);
     advance(Duration::from_millis(500)).await;
     assert_eq!(request_json(&sb, "3").await.status, 200);
 }

@@ -5,7 +5,7 @@ use crate::support::*;
 #[tokio::test]
 async fn request_then_verify_with_the_code_from_the_outbox() {
     let sb = sandbox(Default::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let answer = c.request_code(request("1234567890")).await.unwrap();
     assert!(answer.success);
     assert_eq!(answer.attempts(), 1);
@@ -41,7 +41,7 @@ fn with_fault(id_: &str, kind: FaultKind, times: Option<u32>) -> SandboxConfig {
 #[tokio::test]
 async fn transient_500_twice_then_success_takes_three_attempts() {
     let sb = sandbox(with_fault("1", FaultKind::Transient500, Some(2))).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let answer = c.request_code(request("1")).await.unwrap();
     assert_eq!(answer.attempts(), 3);
     assert_eq!(sb.stats().requests, 3);
@@ -51,7 +51,7 @@ async fn transient_500_twice_then_success_takes_three_attempts() {
 #[tokio::test]
 async fn a_502_gives_one_attempt() {
     let sb = sandbox(with_fault("1", FaultKind::BadGateway502, None)).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let e = c.request_code(request("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Server);
     assert_eq!(e.status().map(|s| s.as_u16()), Some(502));
@@ -62,7 +62,7 @@ async fn a_502_gives_one_attempt() {
 #[tokio::test(start_paused = true)]
 async fn a_hanging_server_gives_a_timeout_after_the_attempt_timeout() {
     let sb = sandbox(with_fault("1", FaultKind::Hang, None)).await;
-    let mut cfg = client_config(sb.base_url().as_str());
+    let mut cfg = client_config(sb.base_url());
     cfg.timeouts.attempt = Some(Duration::from_secs(2));
     let started = tokio::time::Instant::now();
     let e = client(cfg).request_code(request("1")).await.unwrap_err();
@@ -75,7 +75,7 @@ async fn a_hanging_server_gives_a_timeout_after_the_attempt_timeout() {
 #[tokio::test]
 async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let mut cfg = client_config(sb.base_url().as_str());
+    let mut cfg = client_config(sb.base_url());
     cfg.rate_limit.per_number = vec!["1/s"
         .parse::<wa_verify_core::rate_limit::Rate>()
         .map(|r| wa_verify_core::rate_limit::Quota::new(r, 1))
@@ -108,7 +108,7 @@ async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
 async fn every_encoding_works_end_to_end() {
     let sb = sandbox(SandboxConfig::default()).await;
     for enc in ["json", "form", "multipart"] {
-        let mut cfg = client_config(sb.base_url().as_str());
+        let mut cfg = client_config(sb.base_url());
         cfg.encoding = enc.parse().unwrap();
         let c = client(cfg);
         c.request_code(request("5")).await.unwrap();
@@ -120,7 +120,7 @@ async fn every_encoding_works_end_to_end() {
 #[tokio::test]
 async fn drop_after_send_is_not_retried_by_default_so_one_code_is_sent() {
     let sb = sandbox(with_fault("1", FaultKind::DropAfterSend, Some(1))).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let e = c.request_code(request("1")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transport);
     assert!(e.may_have_reached_server());
@@ -130,7 +130,7 @@ async fn drop_after_send_is_not_retried_by_default_so_one_code_is_sent() {
 #[tokio::test]
 async fn retry_ambiguous_resends_after_a_drop_and_a_second_code_goes_out() {
     let sb = sandbox(with_fault("1", FaultKind::DropAfterSend, Some(1))).await;
-    let mut cfg = client_config(sb.base_url().as_str());
+    let mut cfg = client_config(sb.base_url());
     cfg.retry.retry_ambiguous = true;
     let answer = client(cfg).request_code(request("1")).await.unwrap();
     assert_eq!(answer.attempts(), 2);
@@ -144,7 +144,7 @@ async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
     )
     .unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     c.request_code(request("3")).await.unwrap();
     let e = c.request_code(request("3")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
@@ -167,15 +167,21 @@ async fn code_613_for_a_pre_verified_number_is_a_throttle_with_a_cooldown() {
     )
     .unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     c.request_code(request("613").pre_verified()).await.unwrap();
-    let e = c.request_code(request("613").pre_verified()).await.unwrap_err();
+    let e = c
+        .request_code(request("613").pre_verified())
+        .await
+        .unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(422));
     assert_eq!(e.graph().map(|g| g.code), Some(613));
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert_eq!(e.attempts(), 1, "not retried");
     let upstream = sb.stats().requests;
-    let e = c.request_code(request("613").pre_verified()).await.unwrap_err();
+    let e = c
+        .request_code(request("613").pre_verified())
+        .await
+        .unwrap_err();
     assert!(e.is_local() && e.kind() == ErrorKind::RateLimited, "{e}");
     assert_eq!(sb.stats().requests, upstream, "cooling down: nothing sent");
 }
@@ -184,7 +190,7 @@ async fn code_613_for_a_pre_verified_number_is_a_throttle_with_a_cooldown() {
 async fn the_spec_throttle_is_retried_within_max_retry_wait() {
     // 429 with Retry-After 1 s: the retry waits for it, then succeeds.
     let sb = sandbox(with_fault("3", FaultKind::RateLimited429, Some(1))).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let started = std::time::Instant::now();
     let answer = c.request_code(request("3")).await.unwrap();
     assert_eq!(answer.attempts(), 2);
@@ -194,7 +200,7 @@ async fn the_spec_throttle_is_retried_within_max_retry_wait() {
 #[tokio::test]
 async fn a_wrong_code_is_its_own_kind_and_not_retried() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     c.request_code(request("9")).await.unwrap();
     let code = sb.outbox().last_code("9").unwrap();
     let bad = if code == "123456" { "654321" } else { "123456" };
@@ -213,7 +219,7 @@ async fn the_client_is_a_clone_send_sync_tower_service() {
     ) {
     }
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     assert_service(&c);
     let boxed = c.boxed_service::<wa_verify_core::RequestCode>();
     use tower::ServiceExt;
@@ -225,7 +231,7 @@ async fn after_meta_throttles_a_number_it_is_not_called_until_the_time_passes() 
     let cfg =
         SandboxConfig::from_toml("[quotas]\nper_number = { rate = \"1/min\", burst = 1 }").unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     c.request_code(request("5")).await.unwrap();
     // Meta (the sandbox) throttles: 429 with estimated_time_to_regain_access = 1 minute.
     let e = c.request_code(request("5")).await.unwrap_err();
@@ -249,7 +255,7 @@ async fn after_meta_throttles_a_number_it_is_not_called_until_the_time_passes() 
 #[tokio::test(start_paused = true)]
 async fn five_wrong_codes_pause_verify_code_locally_until_the_window_passes() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     c.request_code(request("8")).await.unwrap();
     let code = sb.outbox().last_code("8").unwrap();
     let bad = if code == "000000" { "111111" } else { "000000" };
@@ -277,7 +283,7 @@ async fn five_wrong_codes_pause_verify_code_locally_until_the_window_passes() {
 #[tokio::test]
 async fn the_rate_limit_layer_can_be_switched_off() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let mut cfg = client_config(sb.base_url().as_str());
+    let mut cfg = client_config(sb.base_url());
     cfg.rate_limit.enabled = false;
     cfg.rate_limit.per_number = vec![wa_verify_core::rate_limit::Quota::new(
         "1/h".parse().unwrap(),

@@ -25,7 +25,7 @@ pub(crate) fn token() -> Token {
 pub(crate) async fn sandbox(config: SandboxConfig) -> SandboxHandle {
     Sandbox::builder()
         .config(config)
-        .token(token())
+        .token(FAKE_TOKEN)
         .start()
         .await
         .unwrap()

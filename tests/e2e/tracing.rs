@@ -80,7 +80,7 @@ pub(crate) async fn capture() -> (Captured, Capture) {
 async fn a_failing_call_records_the_servers_fbtrace_id_and_no_secret() {
     let (out, _guard) = capture().await;
     let sb = sandbox(SandboxConfig::from_toml("not_permitted = [\"77\"]").unwrap()).await;
-    let c = client(client_config(sb.base_url().as_str()));
+    let c = client(client_config(sb.base_url()));
     let e = c.request_code(request("77")).await.unwrap_err();
     let trace = e.fbtrace_id().unwrap().to_owned();
     // A full flow too, so a real code passes through the stack.
@@ -117,7 +117,7 @@ async fn a_failing_call_records_the_servers_fbtrace_id_and_no_secret() {
 #[tokio::test]
 async fn debug_of_every_config_handle_and_error_shows_no_secret() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let cfg = client_config(sb.base_url().as_str());
+    let cfg = client_config(sb.base_url());
     let builder = wa_verify_core::Client::builder()
         .config(cfg.clone())
         .token(token());
@@ -174,7 +174,7 @@ async fn each_attempt_gets_a_child_span_with_the_wait_before_it() {
         wa_verify_sandbox::NumberFault::times(wa_verify_sandbox::FaultKind::Transient500, 2),
     );
     let sb = sandbox(cfg).await;
-    let mut ccfg = client_config(sb.base_url().as_str());
+    let mut ccfg = client_config(sb.base_url());
     ccfg.retry.initial_backoff = std::time::Duration::from_millis(3);
     ccfg.retry.max_backoff = std::time::Duration::from_millis(20);
     let answer = client(ccfg).request_code(request("60")).await.unwrap();

@@ -31,8 +31,8 @@
 //! // The sandbox is a local emulator of the API: no Meta account needed.
 //! let sandbox = Sandbox::builder().start().await?;
 //! let client = Client::builder()
-//!     .base_url(sandbox.base_url().clone())
-//!     .token(sandbox.token().clone())
+//!     .base_url(sandbox.base_url().parse()?)
+//!     .token(sandbox.token().parse()?)
 //!     .build()?;
 //! let id = "1234567890".parse()?;
 //! client.request_code(RequestCode::new(id, CodeMethod::Sms, "en_US".parse()?)).await?;

@@ -17,8 +17,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = Sandbox::builder().start().await?;
 //! let client = Client::builder()
-//!     .base_url(sandbox.base_url().clone())
-//!     .token(sandbox.token().clone())
+//!     .base_url(sandbox.base_url().parse()?)
+//!     .token(sandbox.token().parse()?)
 //!     .build()?;
 //! let requested = Onboarding::new(client, "1234567890".parse()?)
 //!     .request_code(CodeMethod::Sms, "en_US".parse()?)

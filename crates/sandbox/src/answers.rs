@@ -9,10 +9,57 @@ use axum::Json;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
-use wa_verify_core::GraphApiError;
+use serde::Serialize;
 
 use crate::api::{App, DropConnection};
 use crate::faults::{Fault, FaultBody, FaultKind};
+
+/// The `error` object of a Graph error answer, as the spec's `GraphAPIError` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct GraphError {
+    pub(crate) message: String,
+    #[serde(rename = "type")]
+    pub(crate) error_type: String,
+    pub(crate) code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_subcode: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) is_transient: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_user_title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_user_msg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_data: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fbtrace_id: Option<String>,
+}
+
+impl GraphError {
+    pub(crate) fn new(message: &str, error_type: &str, code: i64) -> Self {
+        Self {
+            message: message.to_owned(),
+            error_type: error_type.to_owned(),
+            code,
+            error_subcode: None,
+            is_transient: None,
+            error_user_title: None,
+            error_user_msg: None,
+            error_data: None,
+            fbtrace_id: None,
+        }
+    }
+
+    /// The whole body: `{"error": {...}}`.
+    pub(crate) fn to_body(&self) -> String {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            error: &'a GraphError,
+        }
+        // Strings, numbers and JSON values always serialize.
+        serde_json::to_string(&Envelope { error: self }).unwrap_or_default()
+    }
+}
 
 /// One answer in the making: the response, its status for stats, and an error body still to
 /// be written with the trace id.
@@ -20,7 +67,7 @@ pub(crate) struct Reply {
     pub(crate) response: Response,
     pub(crate) status: Option<u16>,
     /// An error body still to be written, so it can carry the answer's trace id.
-    pub(crate) graph: Option<GraphApiError>,
+    pub(crate) graph: Option<GraphError>,
 }
 
 impl Reply {
@@ -32,7 +79,7 @@ impl Reply {
         }
     }
 
-    pub(crate) fn error(status: StatusCode, error: GraphApiError) -> Self {
+    pub(crate) fn error(status: StatusCode, error: GraphError) -> Self {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = status;
         Self {
@@ -92,8 +139,8 @@ pub(crate) fn graph_error(
     code: i64,
     subcode: Option<i64>,
     transient: Option<bool>,
-) -> GraphApiError {
-    let mut e = GraphApiError::new(message, kind, code);
+) -> GraphError {
+    let mut e = GraphError::new(message, kind, code);
     e.error_subcode = subcode;
     e.is_transient = transient;
     e
@@ -110,6 +157,76 @@ pub(crate) fn bad_param(message: impl AsRef<str>) -> Reply {
             None,
         ),
     )
+}
+
+/// 404 for a path Graph does not know.
+pub(crate) fn not_found(path: &str) -> Reply {
+    Reply::error(
+        StatusCode::NOT_FOUND,
+        graph_error(
+            &format!("Unknown path components: {path}"),
+            "OAuthException",
+            2500,
+            None,
+            None,
+        ),
+    )
+}
+
+/// 405 for a method the path does not take.
+pub(crate) fn method_not_allowed(method: &http::Method) -> Reply {
+    Reply::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        graph_error(
+            &format!(
+                "Unsupported {} request",
+                method.as_str().to_ascii_lowercase()
+            ),
+            "GraphMethodException",
+            100,
+            None,
+            None,
+        ),
+    )
+}
+
+/// 413 for a body past the cap; the connection closes after it.
+pub(crate) fn too_large(limit: usize) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        graph_error(
+            &format!("(#100) The request body is larger than {limit} bytes"),
+            "OAuthException",
+            100,
+            None,
+            None,
+        ),
+    );
+    r.response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// 408 for a body that did not arrive in time; the connection closes after it.
+pub(crate) fn body_timeout(after: Duration) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::REQUEST_TIMEOUT,
+        graph_error(
+            &format!(
+                "(#100) The request body did not arrive within {}",
+                crate::units::format_duration(after)
+            ),
+            "OAuthException",
+            100,
+            None,
+            Some(true),
+        ),
+    );
+    r.response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 pub(crate) fn usage_headers(reply: &mut Reply, id: &str, wait: Duration) {
@@ -205,7 +322,7 @@ pub(crate) fn fault_reply(app: &App, fault: Fault) -> Reply {
 }
 
 /// The spec's error body for a status: type, code, and `is_transient` where it gives one.
-pub(crate) fn spec_error(status: u16) -> GraphApiError {
+pub(crate) fn spec_error(status: u16) -> GraphError {
     match status {
         401 => graph_error(
             "Invalid OAuth access token",

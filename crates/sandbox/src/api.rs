@@ -4,22 +4,29 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use tokio::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::sync::watch;
-use wa_verify_core::rate_limit::{Acquire, Admission, MemoryStore, QuotaClass, RateLimitStore};
-use wa_verify_core::{ApiVersion, PhoneNumberId};
 
-use crate::answers::{app_limited, bad_param, fault_reply, spec_reply, Reply};
+use crate::answers::{
+    app_limited, bad_param, body_timeout, fault_reply, method_not_allowed, not_found, spec_reply,
+    too_large, Reply,
+};
 use crate::body::{self, Params};
+use crate::bounded::BoundedMap;
 use crate::config::SandboxConfig;
 use crate::faults::{Fault, FaultKind, Rng};
 use crate::flow::{registration, request_code, verify_code, NumberState};
 use crate::outbox::{Outbox, StatsCell};
+use crate::quota::SlidingLog;
+use crate::wire;
 
 /// Marks a response that must not be sent: the server closes the connection instead.
 #[derive(Clone, Copy, Debug)]
@@ -33,10 +40,12 @@ pub(crate) struct App {
     numbers: Option<HashSet<String>>,
     not_permitted: HashSet<String>,
     not_eligible: HashSet<String>,
-    pub(crate) per_number: Option<MemoryStore>,
-    pub(crate) app_quota: Option<MemoryStore>,
+    app_calls: Mutex<SlidingLog>,
+    /// Draws faults: seeded by `faults.seed`, so fault runs reproduce.
     rng: Rng,
-    pub(crate) state: Mutex<HashMap<String, NumberState>>,
+    /// Draws codes and trace ids: from the OS at each start unless `codes.seed` is set.
+    codes: Rng,
+    pub(crate) state: Mutex<BoundedMap<NumberState>>,
     number_faults: Mutex<HashMap<String, (Fault, Option<u32>)>>,
     pub(crate) outbox: Outbox,
     pub(crate) stats: StatsCell,
@@ -54,13 +63,10 @@ impl App {
             numbers: (!config.numbers.is_empty()).then(|| set(&config.numbers)),
             not_permitted: set(&config.not_permitted),
             not_eligible: set(&config.not_eligible),
-            per_number: config
-                .quotas
-                .per_number
-                .map(|q| MemoryStore::new(&[q], None)),
-            app_quota: config.quotas.app.map(|q| MemoryStore::new(&[], Some(q))),
+            app_calls: Mutex::default(),
             rng: Rng::new(config.faults.seed),
-            state: Mutex::new(HashMap::new()),
+            codes: Rng::new(config.codes.seed.unwrap_or_else(os_seed)),
+            state: Mutex::new(BoundedMap::new(config.outbox.max_entries)),
             number_faults: Mutex::new(
                 config
                     .number_faults
@@ -90,7 +96,7 @@ impl App {
         let mut bits = 0u64;
         for i in 0..23 {
             if i % 10 == 0 {
-                bits = self.rng.next_u64();
+                bits = self.codes.next_u64();
             }
             s.push(char::from(ALPHABET[(bits & 63) as usize]));
             bits >>= 6;
@@ -99,7 +105,7 @@ impl App {
     }
 
     pub(crate) fn new_code(&self) -> String {
-        format!("{:06}", self.rng.below(1_000_000))
+        format!("{:06}", self.codes.below(1_000_000))
     }
 
     fn fault_for(&self, id: &str) -> Option<Fault> {
@@ -133,31 +139,132 @@ impl App {
     }
 }
 
+/// Every request: the API, the admin endpoints, and a Graph-shaped answer with a trace
+/// id for everything else (404, 405, 413, a bad path encoding).
+pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let trace = app.trace_id();
+    let Some(segments) = path_segments(parts.uri.path()) else {
+        return bad_param("Invalid path: its percent-encoding is not valid UTF-8").finish(&trace);
+    };
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = &parts.method;
+    match segments.as_slice() {
+        ["__sandbox", endpoint @ ("outbox" | "stats")] => {
+            if method != Method::GET {
+                return method_not_allowed(method).finish(&trace);
+            }
+            if app.config.admin.require_token && !authorized(&app, &parts.headers, &Params::new()) {
+                return spec_reply(401).finish(&trace);
+            }
+            match *endpoint {
+                "outbox" => outbox(&app, parts.uri.query()).finish(&trace),
+                _ => Reply::ok(serde_json::to_value(app.snapshot()).unwrap_or_default())
+                    .finish(&trace),
+            }
+        }
+        [version, id, op] if !version.starts_with("__") => {
+            if method != Method::POST {
+                let reply = method_not_allowed(method);
+                app.stats
+                    .record("other", reply.status, reply.graph.as_ref().map(|g| g.code));
+                return reply.finish(&trace);
+            }
+            let body = match read_body(&app, body).await {
+                Ok(b) => b,
+                Err(reply) => {
+                    app.stats
+                        .record("other", reply.status, reply.graph.as_ref().map(|g| g.code));
+                    return reply.finish(&trace);
+                }
+            };
+            api(
+                &app,
+                version,
+                id,
+                op,
+                &parts.uri,
+                &parts.headers,
+                body,
+                &trace,
+            )
+            .await
+        }
+        _ => not_found(parts.uri.path()).finish(&trace),
+    }
+}
+
+/// The path's segments, percent-decoded; `None` when a segment does not decode to UTF-8.
+fn path_segments(path: &str) -> Option<Vec<String>> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|seg| {
+            let bytes: Vec<u8> = percent_decode(seg.as_bytes())?;
+            String::from_utf8(bytes).ok()
+        })
+        .collect()
+}
+
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// The body, read within the body timeout and the size cap.
+async fn read_body(app: &App, body: Body) -> Result<Bytes, Reply> {
+    let server = &app.config.server;
+    let limited = http_body_util::Limited::new(body, server.max_body_bytes);
+    match tokio::time::timeout(server.body_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(too_large(server.max_body_bytes))
+        }
+        // The client closed the connection mid-body: nobody is left to answer.
+        Ok(Err(_)) => Err(Reply::dropped()),
+        Err(_) => Err(body_timeout(server.body_timeout)),
+    }
+}
+
 /// `POST /{version}/{phone_number_id}/{operation}`.
-pub(crate) async fn api(
-    State(app): State<Arc<App>>,
-    Path((version, id, op)): Path<(String, String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
+#[allow(clippy::too_many_arguments)]
+async fn api(
+    app: &App,
+    version: &str,
+    id: &str,
+    op: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Bytes,
+    trace: &str,
 ) -> Response {
     let _in_flight = app.stats.enter();
-    let trace = app.trace_id();
-    let operation = match op.as_str() {
-        "request_code" | "verify_code" | "register" | "deregister" => op.as_str(),
+    let operation = match op {
+        "request_code" | "verify_code" | "register" | "deregister" => op,
         _ => "other",
     };
     let call = Call {
-        app: &app,
-        version: &version,
-        id: &id,
-        op: &op,
-        trace: &trace,
+        app,
+        version,
+        id,
+        op,
+        trace,
     };
-    let reply = call.handle(uri.query(), &headers, body).await;
+    let reply = call.handle(uri.query(), headers, body).await;
     let code = reply.graph.as_ref().map(|g| g.code);
     app.stats.record(operation, reply.status, code);
-    reply.finish(&trace)
+    reply.finish(trace)
 }
 
 /// One API call's context.
@@ -204,12 +311,12 @@ impl Call<'_> {
         if !authorized(app, headers, &params) {
             return spec_reply(401);
         }
-        if version.parse::<ApiVersion>().is_err() {
+        if !wire::is_version(version) {
             return bad_param(format!(
                 "Unsupported API version {version:?}: use the form v23.0"
             ));
         }
-        if id.parse::<PhoneNumberId>().is_err() {
+        if !wire::is_phone_number_id(id) {
             return bad_param("Invalid parameter: phone number id must be digits");
         }
         if !matches!(
@@ -227,10 +334,9 @@ impl Call<'_> {
         if app.not_eligible.contains(id) {
             return spec_reply(422);
         }
-        if let Some(store) = &app.app_quota {
-            if let Acquire::Ready(Admission::Wait { wait, .. }) =
-                store.acquire(None, QuotaClass::Other)
-            {
+        if let Some(quota) = app.config.quotas.app {
+            let mut calls = app.app_calls.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(wait) = calls.admit(quota, Instant::now()) {
                 return app_limited(id, wait);
             }
         }
@@ -250,6 +356,15 @@ impl Call<'_> {
     }
 }
 
+/// A seed from the operating system: `RandomState` is keyed from it per process, and
+/// each new one differs.
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish()
+}
+
 fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
     let from_header = headers
         .get(http::header::AUTHORIZATION)
@@ -266,22 +381,49 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `GET /__sandbox/outbox[?phone_number_id=ID]`.
-pub(crate) async fn outbox(State(app): State<Arc<App>>, Query(q): Query<OutboxQuery>) -> Response {
+/// The most entries one outbox answer holds; `limit` may ask for fewer.
+const OUTBOX_PAGE: usize = 1000;
+
+/// `GET /__sandbox/outbox[?phone_number_id=ID][&offset=N][&limit=N]`: entries oldest
+/// first, a page at a time (at most 1000), with the total in `x-sandbox-total`.
+fn outbox(app: &App, query: Option<&str>) -> Reply {
+    let q: OutboxQuery = query.and_then(outbox_query).unwrap_or_default();
     let entries = match &q.phone_number_id {
         Some(id) => app.outbox.entries_for(id),
         None => app.outbox.entries(),
     };
-    Json(entries).into_response()
+    let total = entries.len();
+    let limit = q.limit.unwrap_or(OUTBOX_PAGE).min(OUTBOX_PAGE);
+    let page: Vec<_> = entries
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .collect();
+    let mut reply = Reply::ok(serde_json::to_value(page).unwrap_or_default());
+    reply
+        .response
+        .headers_mut()
+        .insert("x-sandbox-total", http::HeaderValue::from(total));
+    reply
 }
 
-/// The outbox's filter.
-#[derive(Debug, Deserialize)]
-pub(crate) struct OutboxQuery {
+/// The outbox's filter and page.
+#[derive(Debug, Default, Deserialize)]
+struct OutboxQuery {
     phone_number_id: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
 }
 
-/// `GET /__sandbox/stats`.
-pub(crate) async fn stats(State(app): State<Arc<App>>) -> Response {
-    Json(app.snapshot()).into_response()
+fn outbox_query(q: &str) -> Option<OutboxQuery> {
+    let mut out = OutboxQuery::default();
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        match &*k {
+            "phone_number_id" => out.phone_number_id = Some(v.into_owned()),
+            "offset" => out.offset = Some(v.parse().ok()?),
+            "limit" => out.limit = Some(v.parse().ok()?),
+            _ => {}
+        }
+    }
+    Some(out)
 }

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wa_verify_core::config::duration;
-use wa_verify_core::rate_limit::Quota;
 
 use crate::error::Error;
 use crate::faults::FaultConfig;
+use crate::units::{duration_text, SandboxQuota};
 
 /// Everything the sandbox can be told. The defaults make it useful with no file: every
 /// numeric id is a registered number, no quotas, codes live 10 minutes, five wrong codes
@@ -35,17 +34,69 @@ pub struct SandboxConfig {
     pub faults: FaultConfig,
     /// Numbers with their own fault, by phone number id.
     pub number_faults: BTreeMap<String, crate::faults::NumberFault>,
-    /// The outbox's size.
+    /// The outbox's size, and how much per-number state is kept.
     pub outbox: OutboxConfig,
+    /// Connections, timeouts and shutdown.
+    pub server: ServerConfig,
+    /// Who may read `/__sandbox/*`.
+    pub admin: AdminConfig,
 }
 
-/// How many outbox entries are kept.
+/// How the server treats connections: it faces whatever else runs on the machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The most connections open at once; past it, new ones wait in the OS backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    #[serde(with = "duration_text")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    #[serde(with = "duration_text")]
+    pub body_timeout: Duration,
+    /// On shutdown (SIGINT/SIGTERM, or the handle), how long requests in flight may take
+    /// before the remaining connections are closed.
+    #[serde(with = "duration_text")]
+    pub shutdown_grace: Duration,
+    /// The largest request body read; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Access to the admin endpoints (`/__sandbox/outbox`, `/__sandbox/stats`).
+///
+/// The outbox holds every code the sandbox sent: anyone who can reach the sandbox's port
+/// can read them unless `require_token` is set. The sandbox listens on loopback only, so
+/// that is every local user and process of the machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AdminConfig {
+    /// Require the sandbox token (`Authorization: Bearer`) on `/__sandbox/*` too.
+    pub require_token: bool,
+}
+
+/// How many outbox entries, and numbers, are kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OutboxConfig {
-    /// Keep only the newest this many entries (0: keep every entry, the default). Long
-    /// benchmarks set it so memory stays flat; `codes_sent` still counts every code.
+    /// Keep only the newest this many entries, and the state of only the most recent this
+    /// many numbers (codes, wrong codes, quotas, the per-number code count); 0 keeps
+    /// everything, the default. Long benchmarks set it so memory stays flat;
+    /// `codes_sent` still counts every code.
     pub max_entries: usize,
 }
 
@@ -78,13 +129,17 @@ impl SandboxConfig {
 #[non_exhaustive]
 pub struct CodeConfig {
     /// How long a code is valid (the spec: typically 10 minutes).
-    #[serde(with = "duration_serde")]
+    #[serde(with = "duration_text")]
     pub ttl: Duration,
     /// Wrong codes in a row that block the number.
     pub max_wrong: u32,
     /// How long the block lasts.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "duration_text")]
     pub block_for: Duration,
+    /// The seed of the codes (and trace ids), for reproducible runs; by default a new
+    /// one from the operating system at each start, so codes are unpredictable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Default for CodeConfig {
@@ -93,6 +148,7 @@ impl Default for CodeConfig {
             ttl: Duration::from_secs(600),
             max_wrong: 5,
             block_for: Duration::from_secs(600),
+            seed: None,
         }
     }
 }
@@ -114,27 +170,12 @@ pub enum QuotaDialect {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct QuotaConfig {
-    /// request_code calls per number.
-    pub per_number: Option<Quota>,
-    /// Calls of any kind for the whole app.
-    pub app: Option<Quota>,
+    /// request_code calls per number, in any moving window.
+    pub per_number: Option<SandboxQuota>,
+    /// Calls of any kind for the whole app, in any moving window.
+    pub app: Option<SandboxQuota>,
     /// The answer of a spent per-number quota.
     pub quota_error: QuotaDialect,
-}
-
-mod duration_serde {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::duration::format(*d))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::duration::parse(&s).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ pub struct FaultConfig {
     /// The kinds drawn from, uniformly; empty means every kind.
     pub kinds: Vec<FaultKind>,
     /// The delay of `latency` faults.
-    #[serde(with = "ms")]
+    #[serde(with = "crate::units::duration_text")]
     pub latency: Duration,
     /// The `Retry-After` of `rate_limited_429` faults, in seconds.
     pub retry_after_secs: u64,
@@ -182,22 +182,6 @@ impl Fault {
             status: 500,
             body: FaultBody::Graph,
         }
-    }
-}
-
-mod ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-    use wa_verify_core::config::duration;
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&duration::format(*d))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        duration::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

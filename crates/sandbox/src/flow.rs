@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use http::StatusCode;
 use tokio::time::Instant;
-use wa_verify_core::rate_limit::{Acquire, Admission, QuotaClass, RateLimitStore};
-use wa_verify_core::{CodeMethod, Language, PhoneNumberId, VerificationCode};
 
 use crate::answers::{app_limited, bad_param, graph_error, usage_headers, Reply};
 use crate::api::App;
 use crate::body::Params;
 use crate::config::QuotaDialect;
 use crate::outbox::{now_rfc3339, OutboxEntry};
+use crate::quota::SlidingLog;
+use crate::wire;
 
 #[derive(Debug, Default)]
 pub(crate) struct NumberState {
@@ -24,77 +24,77 @@ pub(crate) struct NumberState {
     /// register/deregister calls in the moving 72 hours, and Meta's 72-hour block.
     registrations: std::collections::VecDeque<Instant>,
     registration_blocked_until: Option<Instant>,
+    /// The number's recent request_code calls, for its quota.
+    requests: SlidingLog,
 }
 
 pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
     let Some(method) = params.get("code_method") else {
-        return bad_param("The parameter code_method is required: SMS or VOICE");
+        return bad_param("The parameter code_method is required: SMS, VOICE or IVR");
     };
     // Graph is strict here: the spec's enum is upper case.
-    let method = match method.as_str() {
-        "SMS" | "VOICE" => method.parse::<CodeMethod>().unwrap_or_default(),
-        _ => return bad_param("Invalid parameter: code_method must be SMS or VOICE"),
-    };
+    if !wire::is_code_method(method) {
+        return bad_param("Invalid parameter: code_method must be SMS, VOICE or IVR");
+    }
     let Some(language) = params.get("language") else {
         return bad_param("The parameter language is required, e.g. en_US or en");
     };
-    let Ok(language) = language.parse::<Language>() else {
-        return bad_param("Invalid parameter: language must be like en_US or en");
-    };
-    if let Some(store) = &app.per_number {
-        let key = id.parse::<PhoneNumberId>().map(|p| p.key()).ok();
-        if let Acquire::Ready(Admission::Wait { wait, .. }) =
-            store.acquire(key, QuotaClass::RequestCode)
-        {
-            if app.config.pre_verified.iter().any(|p| p == id) {
-                // spec: request_code on a pre-verified number, 422.
-                return Reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    graph_error(
-                        "Too many verification code requests",
-                        "OAuthException",
-                        613,
-                        None,
-                        None,
-                    ),
-                );
-            }
-            return match app.config.quotas.quota_error {
-                QuotaDialect::Spec => app_limited(id, wait),
-                QuotaDialect::Observed => {
-                    let mut e = graph_error(
-                        "Request code error",
-                        "OAuthException",
-                        136_024,
-                        Some(2_388_091),
-                        Some(false),
-                    );
-                    e.error_user_title = Some("Request code error".into());
-                    e.error_user_msg = Some(
-                        "You have requested a code too many times. Please try again after a while."
-                            .into(),
-                    );
-                    e.error_data = Some(serde_json::json!({
-                        "messaging_product": "whatsapp",
-                        "details": "Too many code requests. Try again after a while."
-                    }));
-                    Reply::error(StatusCode::BAD_REQUEST, e)
-                }
-            };
+    if !wire::is_language(language) {
+        return bad_param("Invalid parameter: language must be like en_US, en or fil");
+    }
+    let now = Instant::now();
+    let spent = app.config.quotas.per_number.and_then(|quota| {
+        let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.entry(id).requests.admit(quota, now).err()
+    });
+    if let Some(wait) = spent {
+        if app.config.pre_verified.iter().any(|p| p == id) {
+            // spec: request_code on a pre-verified number, 422.
+            return Reply::error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                graph_error(
+                    "Too many verification code requests",
+                    "OAuthException",
+                    613,
+                    None,
+                    None,
+                ),
+            );
         }
+        return match app.config.quotas.quota_error {
+            QuotaDialect::Spec => app_limited(id, wait),
+            QuotaDialect::Observed => {
+                let mut e = graph_error(
+                    "Request code error",
+                    "OAuthException",
+                    136_024,
+                    Some(2_388_091),
+                    Some(false),
+                );
+                e.error_user_title = Some("Request code error".into());
+                e.error_user_msg = Some(
+                    "You have requested a code too many times. Please try again after a while."
+                        .into(),
+                );
+                e.error_data = Some(serde_json::json!({
+                    "messaging_product": "whatsapp",
+                    "details": "Too many code requests. Try again after a while."
+                }));
+                Reply::error(StatusCode::BAD_REQUEST, e)
+            }
+        };
     }
     let code = app.new_code();
-    let expires = Instant::now() + app.config.codes.ttl;
+    let expires = now + app.config.codes.ttl;
     {
         let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
-        let s = state.entry(id.to_owned()).or_default();
         // A new request replaces the previous code.
-        s.code = Some((code.clone(), expires));
+        state.entry(id).code = Some((code.clone(), expires));
     }
     app.outbox.push(OutboxEntry {
         phone_number_id: id.to_owned(),
-        code_method: method.as_str().to_owned(),
-        language: language.as_str().to_owned(),
+        code_method: method.clone(),
+        language: language.clone(),
         code,
         sent_at: now_rfc3339(),
         fbtrace_id: trace.to_owned(),
@@ -107,13 +107,13 @@ pub(crate) fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
     let Some(code) = params.get("code") else {
         return bad_param("The parameter code is required: six digits");
     };
-    let Ok(code) = code.parse::<VerificationCode>() else {
+    if !wire::is_six_digits(code) {
         return bad_param("Invalid verification code format");
-    };
+    }
     let now = Instant::now();
     let cfg = &app.config.codes;
     let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
-    let s = state.entry(id.to_owned()).or_default();
+    let s = state.entry(id);
     if let Some(until) = s.blocked_until {
         if until > now {
             let mut r = Reply::error(
@@ -133,7 +133,7 @@ pub(crate) fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
         s.wrong = 0;
     }
     let right = match &s.code {
-        Some((expected, expires)) => *expires > now && expected.as_str() == code.expose(),
+        Some((expected, expires)) => *expires > now && expected == code,
         None => false,
     };
     if right {
@@ -170,9 +170,7 @@ pub(crate) fn registration(app: &App, id: &str, op: &str, trace: &str, params: &
         if params.get("messaging_product").map(String::as_str) != Some("whatsapp") {
             return bad_param("The parameter messaging_product is required and must be whatsapp");
         }
-        let pin_ok = params
-            .get("pin")
-            .is_some_and(|p| p.len() == 6 && p.bytes().all(|b| b.is_ascii_digit()));
+        let pin_ok = params.get("pin").is_some_and(|p| wire::is_six_digits(p));
         if !pin_ok {
             return bad_param("Invalid PIN format. PIN must be exactly 6 digits");
         }
@@ -184,7 +182,7 @@ pub(crate) fn registration(app: &App, id: &str, op: &str, trace: &str, params: &
         }
         if params
             .get("data_localization_region")
-            .is_some_and(|r| !wa_verify_core::onboarding::REGIONS.contains(&r.as_str()))
+            .is_some_and(|r| !wire::REGIONS.contains(&r.as_str()))
         {
             return bad_param(
                 "Invalid parameter: data_localization_region is not a supported region",
@@ -202,7 +200,7 @@ pub(crate) fn registration(app: &App, id: &str, op: &str, trace: &str, params: &
     }
     let now = Instant::now();
     let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
-    let s = state.entry(id.to_owned()).or_default();
+    let s = state.entry(id);
     if let Some(until) = s.registration_blocked_until.filter(|u| *u > now) {
         let mut r = registration_limited();
         usage_headers(&mut r, id, until - now);

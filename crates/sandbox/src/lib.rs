@@ -31,12 +31,17 @@
 mod answers;
 mod api;
 mod body;
+mod bounded;
 mod config;
 mod error;
 pub mod faults;
 mod flow;
 mod outbox;
+mod quota;
 mod server;
+mod slow;
+mod units;
+mod wire;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -44,13 +49,14 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wa_verify_core::auth::Token;
-use wa_verify_core::graph::BaseUrl;
 
-pub use self::config::{CodeConfig, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig};
+pub use self::config::{
+    AdminConfig, CodeConfig, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig, ServerConfig,
+};
 pub use self::error::Error;
 pub use self::faults::{FaultBody, FaultConfig, FaultKind, NumberFault};
 pub use self::outbox::{Outbox, OutboxEntry, Stats};
+pub use self::units::SandboxQuota;
 
 /// The entry point: [`Sandbox::builder`].
 #[derive(Debug)]
@@ -68,7 +74,7 @@ impl Sandbox {
 #[must_use]
 pub struct SandboxBuilder {
     config: SandboxConfig,
-    token: Option<Token>,
+    token: Option<String>,
     listen: SocketAddr,
 }
 
@@ -90,12 +96,13 @@ impl SandboxBuilder {
     }
 
     /// The token the sandbox accepts (else one is generated).
-    pub fn token(mut self, token: Token) -> Self {
-        self.token = Some(token);
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
-    /// Where to listen (default `127.0.0.1:0`, a free port).
+    /// Where to listen (default `127.0.0.1:0`, a free port). Loopback only: the sandbox
+    /// hands out codes to anyone who can reach it.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
@@ -105,31 +112,36 @@ impl SandboxBuilder {
     ///
     /// # Errors
     ///
-    /// When the address cannot be bound.
+    /// When the address is not a loopback one, or cannot be bound (the error says why, as
+    /// the operating system did: the port is in use, permission denied).
     pub async fn start(self) -> Result<SandboxHandle, Error> {
+        if !self.listen.ip().is_loopback() {
+            return Err(Error::config(format!(
+                "the sandbox listens on loopback only (127.0.0.1 or [::1]), got {}: it \
+                 hands out verification codes to anyone who can reach it",
+                self.listen
+            )));
+        }
         let token = match self.token {
-            Some(t) => t,
+            Some(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            Some(_) => return Err(Error::config("the sandbox token is empty".into())),
             None => generated_token(),
         };
         let (stop, stop_rx) = watch::channel(false);
-        let app = Arc::new(api::App::new(
-            self.config,
-            token.expose_secret().to_owned(),
-            stop_rx.clone(),
-        ));
+        let server_config = self.config.server.clone();
+        let app = Arc::new(api::App::new(self.config, token.clone(), stop_rx.clone()));
         let listener = server::bind(self.listen)
             .await
-            .map_err(|e| Error::io(format!("cannot listen on {}", self.listen), e))?;
+            .map_err(|e| Error::io(format!("cannot listen on {}: {e}", self.listen), e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| Error::io("cannot read the bound address".into(), e))?;
-        let base_url = format!("http://{addr}")
-            .parse::<BaseUrl>()
-            .map_err(|e| Error::config(e.to_string()))?;
+            .map_err(|e| Error::io(format!("cannot read the bound address: {e}"), e))?;
+        let base_url = format!("http://{addr}");
         let task = tokio::spawn(server::serve(
             listener,
             server::router(app.clone()),
             app.stats.clone(),
+            server_config,
             stop_rx,
         ));
         Ok(SandboxHandle {
@@ -143,7 +155,7 @@ impl SandboxBuilder {
     }
 }
 
-fn generated_token() -> Token {
+fn generated_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded from the OS per process: enough for a local fake token.
     let mut s = String::from("SANDBOX");
@@ -152,15 +164,15 @@ fn generated_token() -> Token {
         h.write_u64(i);
         s.push_str(&format!("{:016x}", h.finish()));
     }
-    s.parse().expect("hex digits are a valid token")
+    s
 }
 
 /// A running sandbox. Dropping it stops the server; [`shutdown`](Self::shutdown) also
 /// waits for in-flight requests.
 pub struct SandboxHandle {
     addr: SocketAddr,
-    base_url: BaseUrl,
-    token: Token,
+    base_url: String,
+    token: String,
     app: Arc<api::App>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -168,9 +180,9 @@ pub struct SandboxHandle {
 
 impl fmt::Debug for SandboxHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a secret even here: never in `Debug`.
         f.debug_struct("SandboxHandle")
             .field("addr", &self.addr)
-            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -181,13 +193,13 @@ impl SandboxHandle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, for a client's base URL.
-    pub fn base_url(&self) -> &BaseUrl {
+    /// `http://127.0.0.1:PORT`, for a client's base URL (`.parse()` it).
+    pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// The token the sandbox accepts.
-    pub fn token(&self) -> &Token {
+    /// The token the sandbox accepts (`.parse()` it into the client's token type).
+    pub fn token(&self) -> &str {
         &self.token
     }
 
@@ -206,8 +218,9 @@ impl SandboxHandle {
         &self.app.config
     }
 
-    /// Stops accepting, lets in-flight requests finish (hanging ones are released), and
-    /// returns when the server is done.
+    /// Stops accepting, lets requests in flight finish (hanging ones are released) for at
+    /// most `server.shutdown_grace`, closes what is still open, and returns when the server
+    /// is done. Codes already in the outbox stay there.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

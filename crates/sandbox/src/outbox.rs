@@ -1,10 +1,12 @@
 //! Every code the sandbox "sent", oldest first, and counts of every answer.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::bounded::BoundedMap;
 
 /// One code the sandbox sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,18 +39,34 @@ pub struct Outbox {
     inner: Arc<Mutex<Entries>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entries {
     entries: VecDeque<OutboxEntry>,
     max: usize,
     sent: u64,
-    sent_to: HashMap<String, u64>,
+    /// Codes per number; with `max`, only the most recent `max` numbers are kept.
+    sent_to: BoundedMap<u64>,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            max: 0,
+            sent: 0,
+            sent_to: BoundedMap::new(0),
+        }
+    }
 }
 
 impl Outbox {
     pub(crate) fn with_max(max: usize) -> Self {
         let outbox = Self::default();
-        outbox.lock().max = max;
+        {
+            let mut e = outbox.lock();
+            e.max = max;
+            e.sent_to = BoundedMap::new(max);
+        }
         outbox
     }
 
@@ -63,13 +81,14 @@ impl Outbox {
             e.entries.pop_front();
         }
         if entry.operation == "request_code" {
-            *e.sent_to.entry(entry.phone_number_id.clone()).or_default() += 1;
+            *e.sent_to.entry(&entry.phone_number_id) += 1;
             e.sent += 1;
         }
         e.entries.push_back(entry);
     }
 
-    /// How many codes went to one number, including entries no longer kept.
+    /// How many codes went to one number, including entries no longer kept (with
+    /// `max_entries`, for the most recent `max_entries` numbers only).
     pub fn sent_to(&self, phone_number_id: &str) -> u64 {
         self.lock()
             .sent_to

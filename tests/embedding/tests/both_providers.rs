@@ -12,8 +12,8 @@ async fn a_client_builds_and_calls_when_rustls_has_both_providers() {
     );
     let sandbox = Sandbox::builder().start().await.expect("sandbox");
     let client = Client::builder()
-        .base_url(sandbox.base_url().clone())
-        .token(sandbox.token().clone())
+        .base_url(sandbox.base_url().parse().unwrap())
+        .token(sandbox.token().parse().unwrap())
         .build()
         .expect("no panic, no error: the transport names its provider");
     let op = RequestCode::new(
@@ -35,8 +35,8 @@ async fn the_application_can_pass_its_own_provider() {
     let sandbox = Sandbox::builder().start().await.expect("sandbox");
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client = Client::builder()
-        .base_url(sandbox.base_url().clone())
-        .token(sandbox.token().clone())
+        .base_url(sandbox.base_url().parse().unwrap())
+        .token(sandbox.token().parse().unwrap())
         .crypto_provider(provider)
         .build()
         .expect("built with aws-lc-rs");

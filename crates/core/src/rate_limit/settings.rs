@@ -215,7 +215,9 @@ mod tests {
             }
             assert_eq!(u.to_string(), shown);
         }
-        let e = "http://host?password=s3cret".parse::<RedisUrl>().unwrap_err();
+        let e = "http://host?password=s3cret"
+            .parse::<RedisUrl>()
+            .unwrap_err();
         assert!(!format!("{e} {e:?}").contains("s3cret"));
     }
 }
