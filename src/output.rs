@@ -59,7 +59,80 @@ pub(crate) fn error_json(e: &Error) -> Value {
         "error_data": g.and_then(|g| g.error_data.clone()),
         "href": g.and_then(|g| g.href.clone()),
         "extra": g.map(|g| Value::Object(g.extra.clone())),
+        "may_have_reached_server": e.may_have_reached_server(),
+        "causes": causes(e),
     })
+}
+
+/// The error's cause chain, outermost first (the TLS reason, the OS error): what the
+/// text output prints as "caused by". Our errors and their sources never hold a secret.
+pub(crate) fn causes(e: &Error) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push(s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Prints a usage error (a missing, unknown or bad flag) and returns exit code 2. In JSON
+/// it is one object like every other error, so scripts parse every exit the same way.
+pub(crate) fn usage(format: Format, message: &str) -> u8 {
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "success": false,
+                "attempts": 0,
+                "fbtrace_id": null,
+                "error": {
+                    "kind": "invalid_input",
+                    "message": message,
+                    "may_have_reached_server": false,
+                    "causes": [],
+                },
+            })
+        ),
+        Format::Text => eprintln!("error: {message}"),
+    }
+    EXIT_USAGE
+}
+
+/// Prints the outcome of a call a signal stopped, and returns 130 (SIGINT) or 143.
+pub(crate) fn cancelled(
+    format: Format,
+    operation: &str,
+    signal: crate::cmd::Signal,
+    may_have_reached_server: bool,
+) -> u8 {
+    let message = if may_have_reached_server {
+        format!(
+            "cancelled by {} after the request was sent: it may have reached Meta, so a code may have been sent; check before asking again",
+            signal.name()
+        )
+    } else {
+        format!("cancelled by {} before anything was sent", signal.name())
+    };
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "success": false,
+                "operation": operation,
+                "fbtrace_id": null,
+                "error": {
+                    "kind": "cancelled",
+                    "message": message,
+                    "signal": signal.name(),
+                    "may_have_reached_server": may_have_reached_server,
+                    "causes": [],
+                },
+            })
+        ),
+        Format::Text => eprintln!("error: {message}"),
+    }
+    signal.exit_code()
 }
 
 /// Prints an input refused before any request and returns exit code 2.
@@ -160,10 +233,8 @@ pub(crate) fn error_text(e: &Error) -> String {
         out.push_str(&format!("\n  fbtrace_id: {t} (quote it to Meta support)"));
     }
     out.push_str(&format!("\n  attempts: {}", e.attempts()));
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
+    for cause in causes(e) {
+        out.push_str(&format!("\n  caused by: {cause}"));
     }
     out
 }

@@ -5,7 +5,9 @@ mod onboard;
 mod register;
 mod request_code;
 mod sandbox;
+mod signals;
 mod verify_code;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -14,9 +16,13 @@ use tower::Service;
 use wa_verify_core::auth::Token;
 use wa_verify_core::config::{duration, StackConfig, StoreKind};
 use wa_verify_core::rate_limit::{Quota, Rate};
+use wa_verify_core::transport::Transport;
 use wa_verify_core::{Client, Error, Operation, Response, Stack};
 use wa_verify_sandbox::{Sandbox, SandboxHandle};
 
+pub(crate) use self::signals::Signal;
+use self::signals::Signals;
+use self::watch::{Progress, Watched};
 use crate::output::{self, Format};
 
 /// Exit code: the API said `success: true`.
@@ -119,7 +125,9 @@ pub(crate) struct CommonArgs {
 
 /// A client ready to call, and the in-process sandbox it calls when `--sandbox`.
 pub(crate) struct Prepared {
-    pub(crate) client: Client,
+    pub(crate) client: Client<Watched>,
+    /// Whether anything may have reached Meta, for a call a signal stops.
+    pub(crate) progress: std::sync::Arc<Progress>,
     pub(crate) sandbox: Option<SandboxHandle>,
     pub(crate) format: Format,
 }
@@ -219,9 +227,15 @@ impl CommonArgs {
         } else {
             (self.token()?, None)
         };
-        let client = Client::from_config(config, token)?;
+        let progress = std::sync::Arc::<Progress>::default();
+        let transport = Watched::new(Transport::new(&config.transport)?, progress.clone());
+        let client = Client::builder()
+            .config(config)
+            .token(token)
+            .build_with_http(transport)?;
         Ok(Prepared {
             client,
+            progress,
             sandbox,
             format,
         })
@@ -229,7 +243,8 @@ impl CommonArgs {
 }
 
 /// Runs one operation the way every calling subcommand does: validate, start the sandbox
-/// if asked, call through the full stack, print, and return the exit code.
+/// if asked, call through the full stack, print, and return the exit code. SIGINT or
+/// SIGTERM mid-call stops the call and prints what is known (see [`signals`]).
 pub(crate) async fn call<O>(
     common: &CommonArgs,
     op: Result<O, Error>,
@@ -237,7 +252,7 @@ pub(crate) async fn call<O>(
 ) -> u8
 where
     O: Operation,
-    Stack: Service<O, Response = Response<O::Output>, Error = Error>,
+    Stack<Watched>: Service<O, Response = Response<O::Output>, Error = Error>,
 {
     let format = common.format().unwrap_or_default();
     let prepared = match op {
@@ -249,8 +264,15 @@ where
         Err(e) => return output::refused(format, &e),
     };
     let name = op.name();
-    let result = p.client.call(op).await;
-    let code = output::outcome(p.format, name, &result, text);
+    let mut signals = Signals::install();
+    let code = tokio::select! {
+        result = p.client.call(op) => output::outcome(p.format, name, &result, text),
+        signal = signals.recv() => {
+            // A second signal exits at once, whatever is still running.
+            signals.exit_on_next(signal);
+            output::cancelled(p.format, name, signal, p.progress.may_have_reached_server())
+        }
+    };
     if let Some(sb) = p.sandbox {
         sb.shutdown().await;
     }

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use wa_verify_core::config::duration;
 use wa_verify_sandbox::{Sandbox, SandboxConfig};
 
+use super::signals::Signals;
 use super::{read_token, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 #[derive(Debug, Args)]
@@ -20,10 +22,14 @@ pub(crate) struct SandboxArgs {
     /// The token to accept (else WHATSAPP_ACCESS_TOKEN, else a generated one).
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// On SIGINT/SIGTERM, how long requests in flight may finish before the remaining
+    /// connections are closed (default 5s; a second signal exits at once).
+    #[arg(long, value_name = "DUR")]
+    shutdown_grace: Option<String>,
 }
 
 pub(crate) async fn run(args: SandboxArgs) -> u8 {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => match SandboxConfig::from_file(path) {
             Ok(c) => c,
             Err(e) => {
@@ -33,6 +39,23 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
         },
         None => SandboxConfig::default(),
     };
+    if let Some(grace) = &args.shutdown_grace {
+        match duration::parse(grace) {
+            Ok(g) => config.server.shutdown_grace = g,
+            Err(e) => {
+                eprintln!("error: --shutdown-grace: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "error: --listen must be a loopback address (127.0.0.1:PORT or [::1]:PORT), got {}: \
+             the sandbox hands out verification codes to anyone who can reach it",
+            args.listen
+        );
+        return EXIT_USAGE;
+    }
     let mut builder = Sandbox::builder().config(config).listen(args.listen);
     let given = args.token_file.is_some() || std::env::var_os("WHATSAPP_ACCESS_TOKEN").is_some();
     if given {
@@ -69,23 +92,10 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
         "  curl -X POST '{base}/v23.0/1234567890/request_code' \\\n    -H \"Authorization: Bearer {token}\" \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"code_method\":\"SMS\",\"language\":\"en_US\"}}'"
     ));
     say(format!("  curl '{base}/__sandbox/outbox'"));
-    stop_signal().await;
+    let mut signals = Signals::install();
+    let signal = signals.recv().await;
+    // Requests in flight get the grace period; a second signal exits at once.
+    signals.exit_on_next(signal);
     sandbox.shutdown().await;
     EXIT_OK
-}
-
-/// Ctrl-C, or SIGTERM from a process manager.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -20,5 +20,7 @@ mod onboarding;
 mod reliability;
 // The Redis store against a real redis-server: replicas, cooldowns, faults.
 mod redis_store;
+// The CLI and the sandbox under hostile or careless use: JSON on every exit, signals, limits.
+mod abuse;
 // Tracing output: fbtrace_id recorded, no secret anywhere.
 mod tracing;

@@ -87,11 +87,12 @@ impl FromStr for Token {
         if s.is_empty() {
             return Err(Error::invalid_input("access token is empty"));
         }
-        if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            // Never echo the value: it is a secret even when malformed.
+        let bad = s.chars().filter(|c| !c.is_ascii_graphic()).count();
+        if bad > 0 {
+            // Never echo the value: it is a secret even when malformed. Count only the
+            // characters that are wrong (see: issue 17).
             return Err(Error::invalid_input(format!(
-                "access token must be visible ASCII without spaces; got {} characters that are not",
-                s.chars().count()
+                "access token must be visible ASCII without spaces; {bad} of its characters are not"
             )));
         }
         let mut header = HeaderValue::from_str(&format!("Bearer {s}"))

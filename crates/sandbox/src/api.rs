@@ -170,6 +170,8 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) ->
                     .record("other", reply.status, reply.graph.as_ref().map(|g| g.code));
                 return reply.finish(&trace);
             }
+            // In flight from here: a request still sending its body counts.
+            let _in_flight = app.stats.enter();
             let body = match read_body(&app, body).await {
                 Ok(b) => b,
                 Err(reply) => {
@@ -249,7 +251,6 @@ async fn api(
     body: Bytes,
     trace: &str,
 ) -> Response {
-    let _in_flight = app.stats.enter();
     let operation = match op {
         "request_code" | "verify_code" | "register" | "deregister" => op,
         _ => "other",

@@ -20,11 +20,43 @@
 //! # }
 //! ```
 //!
+//! # An independent oracle
+//!
+//! The end-to-end tests check the client against the sandbox, so the sandbox shares none
+//! of the client's code for what it checks: it parses and validates requests itself,
+//! from Meta's spec and observed behaviour, and counts its quotas with a plain sliding
+//! log per number (at most N calls in any moving window, as Meta states its limits). It
+//! does not depend on `wa-verify-core`; its API speaks in plain types (the base URL and
+//! the token are `&str`, which the client takes through `parse()`).
+//!
 //! # Endpoints
 //!
-//! - `POST /{version}/{phone_number_id}/request_code` and `.../verify_code`
-//! - `GET /__sandbox/outbox[?phone_number_id=ID]`: every code sent, oldest first
+//! - `POST /{version}/{phone_number_id}/request_code`, `.../verify_code`, `.../register`,
+//!   `.../deregister`
+//! - `GET /__sandbox/outbox[?phone_number_id=ID][&offset=N][&limit=N]`: codes sent, oldest
+//!   first, at most 1000 per answer (the total is in `x-sandbox-total`)
 //! - `GET /__sandbox/stats`: counts by status, error code and operation
+//!
+//! Every other path or method gets a Graph-shaped error with a trace id (404, 405, 413,
+//! 400 for a bad path encoding).
+//!
+//! # Who can read the codes
+//!
+//! The outbox holds every code sent. The sandbox listens on loopback only (it refuses any
+//! other address), so every local user and process can read it, unless
+//! `[admin] require_token = true` makes the admin endpoints ask for the sandbox token too.
+//! Codes come from a seed the operating system gives at each start, so they cannot be
+//! guessed; `[codes] seed = N` makes a run reproducible.
+//!
+//! # A server that faces hostile clients
+//!
+//! `[server]` bounds what a client can hold: at most `max_connections` (1024) open; a
+//! request's headers due within `header_timeout` (10 s) of the connection's accept or of
+//! the request's first byte, and its body within `body_timeout` (10 s) and
+//! `max_body_bytes` (64 KiB); `accept` errors (the file-descriptor limit) back off up to
+//! 1 s instead of spinning. Shutdown lets requests in flight finish for `shutdown_grace`
+//! (5 s), then closes what is still open; codes already in the outbox stay there.
+//! `[outbox] max_entries` also caps the per-number state kept, so memory stays flat.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 

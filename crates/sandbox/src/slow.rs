@@ -1,9 +1,11 @@
-//! A read deadline for a request's headers, counted from the request's first byte.
+//! A read deadline for a request's headers: from the connection's accept for its first
+//! request, and from a later request's first byte for the others.
 //!
 //! hyper's own `header_read_timeout` also runs while a keep-alive connection waits idle
-//! for its next request, so it closes idle pooled connections (and races clients that
-//! reuse them). This one starts only when a request begins: a slowloris client that
-//! trickles its headers is cut off, an idle connection is not.
+//! between requests, so it closes idle pooled connections (and races the clients that
+//! reuse them). This one cuts off a client that connects and sends nothing, or trickles
+//! its headers (slowloris), but never a keep-alive connection idle after an answer; the
+//! connection cap bounds those.
 
 use std::future::Future;
 use std::io;
@@ -38,11 +40,12 @@ pub(crate) struct HeaderDeadline<IO> {
 }
 
 impl<IO> HeaderDeadline<IO> {
+    /// The first request's headers are due within `limit` of now (the accept).
     pub(crate) fn new(io: IO, limit: Duration) -> Self {
         Self {
             io,
             limit,
-            phase: Phase::Idle,
+            phase: Phase::Headers { matched: 0 },
             sleep: Box::pin(tokio::time::sleep(limit)),
         }
     }
@@ -155,6 +158,10 @@ mod tests {
     async fn headers_end_at_the_blank_line_even_split_across_reads() {
         let (client, _server) = tokio::io::duplex(64);
         let mut d = HeaderDeadline::new(client, Duration::from_secs(10));
+        assert!(
+            matches!(d.phase, Phase::Headers { matched: 0 }),
+            "due from the accept"
+        );
         d.saw(b"POST / HTTP/1.1\r\nHost: x\r");
         assert!(matches!(d.phase, Phase::Headers { .. }));
         d.saw(b"\n\r");

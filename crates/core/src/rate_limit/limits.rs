@@ -280,6 +280,18 @@ mod tests {
         w: Option<WindowLimit>,
     }
 
+    /// See: issue 17 (the refusal named a fixed "10 per 72 hours").
+    #[test]
+    fn the_registration_refusal_names_the_configured_budget() {
+        let limits = Limits {
+            registration: Some(WindowLimit::new(3, Duration::from_secs(3600)).unwrap()),
+            ..Limits::default()
+        };
+        let message = limits.refusal_message(super::super::Scope::Registration);
+        assert!(message.ends_with("(3 per 1h)"), "{message}");
+        assert!(!message.contains("10 per"), "{message}");
+    }
+
     #[test]
     fn windows_are_a_table_or_off_never_a_zero() {
         let t: T = toml::from_str("w = { max = 5, window = \"10m\" }").unwrap();
