@@ -538,18 +538,15 @@ impl Drop for RedisProc {
 /// against the memory store in the same run.
 async fn redis_store(full: bool) {
     use wa_verify_core::config::StoreKind;
-    use wa_verify_core::rate_limit::redis::{RedisSettings, RedisStore};
-    use wa_verify_core::rate_limit::{Acquire, Limits, OnStoreError, QuotaClass, RateLimitStore};
+    use wa_verify_core::rate_limit::redis::RedisStore;
+    use wa_verify_core::rate_limit::{Acquire, Limits, QuotaClass, RateLimitStore, StoreConfig};
 
     let redis = RedisProc::start();
+    let mut config = StoreConfig::default();
+    config.url = Some(redis.url.parse().unwrap());
+    config.key_prefix = "bench:".into();
     let store = RedisStore::new(
-        RedisSettings {
-            url: redis.url.parse().unwrap(),
-            key_prefix: "bench:".into(),
-            timeout: Duration::from_millis(50),
-            on_store_error: OnStoreError::Local,
-            replicas: 1,
-        },
+        config,
         Limits::quotas(&[support::never_binding()], Some(support::never_binding())),
     )
     .unwrap();

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -42,9 +43,9 @@ fn usage_error(e: &clap::Error) -> u8 {
     ) {
         let _ = e.print();
         return if e.kind() == ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            cmd::EXIT_USAGE
+            output::EXIT_USAGE
         } else {
-            cmd::EXIT_OK
+            output::EXIT_OK
         };
     }
     // Parsing failed, so read `--output json` from the raw arguments.

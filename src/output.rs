@@ -5,7 +5,14 @@ use std::str::FromStr;
 use serde_json::{json, Value};
 use wa_verify_core::{Error, ErrorKind, Response};
 
-use crate::cmd::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::signals::Signal;
+
+/// Exit code: the API said `success: true`.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: every failure after a request may have been sent, or of the tool itself.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit code: usage errors and input refused before anything was sent.
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,7 +110,7 @@ pub(crate) fn usage(format: Format, message: &str) -> u8 {
 pub(crate) fn cancelled(
     format: Format,
     operation: &str,
-    signal: crate::cmd::Signal,
+    signal: Signal,
     may_have_reached_server: bool,
 ) -> u8 {
     let message = if may_have_reached_server {

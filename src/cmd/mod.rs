@@ -5,7 +5,6 @@ mod onboard;
 mod register;
 mod request_code;
 mod sandbox;
-mod signals;
 mod verify_code;
 mod watch;
 
@@ -20,17 +19,11 @@ use wa_verify_core::transport::Transport;
 use wa_verify_core::{Client, Error, Operation, Response, Stack};
 use wa_verify_sandbox::{Sandbox, SandboxHandle};
 
-pub(crate) use self::signals::Signal;
-use self::signals::Signals;
 use self::watch::{Progress, Watched};
 use crate::output::{self, Format};
+use crate::signals::Signals;
 
-/// Exit code: the API said `success: true`.
-pub(crate) const EXIT_OK: u8 = 0;
-/// Exit code: every failure after a request may have been sent, or of the tool itself.
-pub(crate) const EXIT_FAILURE: u8 = 1;
-/// Exit code: usage errors and input refused before anything was sent.
-pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) use crate::output::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 
 /// Verify WhatsApp Business phone numbers through the WhatsApp Cloud API.
 #[derive(Debug, Parser)]

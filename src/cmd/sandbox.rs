@@ -8,8 +8,8 @@ use clap::Args;
 use wa_verify_core::config::duration;
 use wa_verify_sandbox::{Sandbox, SandboxConfig};
 
-use super::signals::Signals;
 use super::{read_token, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::signals::Signals;
 
 #[derive(Debug, Args)]
 pub(crate) struct SandboxArgs {

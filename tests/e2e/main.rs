@@ -22,5 +22,7 @@ mod reliability;
 mod redis_store;
 // The CLI and the sandbox under hostile or careless use: JSON on every exit, signals, limits.
 mod abuse;
+// The source tree's rules: imports run one way, files of one concern stay small.
+mod layout;
 // Tracing output: fbtrace_id recorded, no secret anywhere.
 mod tracing;

@@ -2,10 +2,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use wa_verify_core::config::{StackConfig, StoreKind};
-use wa_verify_core::rate_limit::redis::{RedisSettings, RedisStore};
+use wa_verify_core::rate_limit::redis::RedisStore;
 use wa_verify_core::rate_limit::{
     Acquire, Admission, Lesson, Limits, MemoryStore, OnStoreError, Quota, QuotaClass,
-    RateLimitStore, Scope, WindowLimit,
+    RateLimitStore, Scope, StoreConfig, WindowLimit,
 };
 use wa_verify_core::{Client, ErrorKind};
 
@@ -21,22 +21,21 @@ fn quota(rate: &str, burst: u32) -> Quota {
 
 /// Settings with a wide store timeout, so a loaded machine never takes the fallback by
 /// accident; the outage tests set a short one with [`fast_failing`].
-fn settings(redis: &RedisServer, prefix: &str) -> RedisSettings {
-    RedisSettings {
-        url: redis.url().parse().unwrap(),
-        key_prefix: prefix.to_owned(),
-        timeout: Duration::from_secs(2),
-        on_store_error: OnStoreError::Local,
-        replicas: 3,
-    }
+fn settings(redis: &RedisServer, prefix: &str) -> StoreConfig {
+    let mut c = StoreConfig::default();
+    c.url = Some(redis.url().parse().unwrap());
+    c.key_prefix = prefix.to_owned();
+    c.timeout = Duration::from_secs(2);
+    c.on_store_error = OnStoreError::Local;
+    c.replicas = 3;
+    c
 }
 
 /// Settings whose store timeout is the production default (50 ms), for the outage tests.
-fn fast_failing(redis: &RedisServer, prefix: &str) -> RedisSettings {
-    RedisSettings {
-        timeout: ms(50),
-        ..settings(redis, prefix)
-    }
+fn fast_failing(redis: &RedisServer, prefix: &str) -> StoreConfig {
+    let mut c = settings(redis, prefix);
+    c.timeout = ms(50);
+    c
 }
 
 async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
@@ -436,13 +435,10 @@ async fn during_an_outage_one_call_probes_and_the_others_are_answered_at_once() 
         }
         std::future::pending::<()>().await
     });
-    let settings = RedisSettings {
-        url: format!("redis://127.0.0.1:{port}").parse().unwrap(),
-        key_prefix: "probe:".into(),
-        timeout: Duration::from_millis(50),
-        on_store_error: OnStoreError::Local,
-        replicas: 1,
-    };
+    let mut settings = StoreConfig::default();
+    settings.url = Some(format!("redis://127.0.0.1:{port}").parse().unwrap());
+    settings.key_prefix = "probe:".into();
+    settings.timeout = Duration::from_millis(50);
     let store = RedisStore::new(settings, Limits::quotas(&[quota("100/s", 100)], None)).unwrap();
     assert_eq!(
         admit(&store, 1, QuotaClass::RequestCode).await,

@@ -99,9 +99,9 @@ macro_rules! inner_service_accessors {
 pub mod auth;
 mod client;
 pub mod config;
+pub mod duration;
 mod error;
 pub mod graph;
-mod meaning;
 mod meta;
 pub mod onboarding;
 mod operation;
@@ -112,9 +112,8 @@ pub mod timeout;
 pub mod trace;
 pub mod transport;
 
-pub use self::client::{Client, ClientBuilder, Stack};
-pub use self::error::{Error, ErrorKind, GraphApiError, TimeoutKind};
-pub use self::meaning::Meaning;
+pub use self::client::{Client, ClientBuilder, HttpService, Stack};
+pub use self::error::{Error, ErrorKind, GraphApiError, Meaning, Throttle, TimeoutKind};
 pub use self::meta::{ResponseMeta, MAX_HINT};
 pub use self::operation::{
     ApiVersion, Attempt, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId,

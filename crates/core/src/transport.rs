@@ -38,10 +38,10 @@ use crate::graph::RequestBody;
 #[non_exhaustive]
 pub struct TransportConfig {
     /// How long to wait for a TCP (and TLS) connection.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::duration")]
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept.
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::duration")]
     pub pool_idle_timeout: Duration,
     /// The most idle connections kept per host.
     pub pool_max_idle_per_host: usize,

@@ -11,8 +11,12 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::api::{App, DropConnection};
+use crate::app::App;
 use crate::faults::{Fault, FaultBody, FaultKind};
+
+/// Marks a response that must not be sent: the server closes the connection instead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropConnection;
 
 /// The `error` object of a Graph error answer, as the spec's `GraphAPIError` writes it.
 #[derive(Clone, Debug, Serialize)]

@@ -1,10 +1,7 @@
 //! The endpoints: routing of each call through faults, auth, validation and quotas to the
 //! flow, plus the outbox and stats endpoints.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-
-use tokio::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -13,131 +10,17 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri};
 use http_body_util::BodyExt;
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::answers::{
     app_limited, bad_param, body_timeout, fault_reply, method_not_allowed, not_found, spec_reply,
     too_large, Reply,
 };
+use crate::app::App;
 use crate::body::{self, Params};
-use crate::bounded::BoundedMap;
-use crate::config::SandboxConfig;
-use crate::faults::{Fault, FaultKind, Rng};
-use crate::flow::{registration, request_code, verify_code, NumberState};
-use crate::outbox::{Outbox, StatsCell};
-use crate::quota::SlidingLog;
+use crate::faults::{Fault, FaultKind};
+use crate::flow::{registration, request_code, verify_code};
 use crate::wire;
-
-/// Marks a response that must not be sent: the server closes the connection instead.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DropConnection;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub(crate) struct App {
-    pub(crate) config: SandboxConfig,
-    pub(crate) token: String,
-    numbers: Option<HashSet<String>>,
-    not_permitted: HashSet<String>,
-    not_eligible: HashSet<String>,
-    app_calls: Mutex<SlidingLog>,
-    /// Draws faults: seeded by `faults.seed`, so fault runs reproduce.
-    rng: Rng,
-    /// Draws codes and trace ids: from the OS at each start unless `codes.seed` is set.
-    codes: Rng,
-    pub(crate) state: Mutex<BoundedMap<NumberState>>,
-    number_faults: Mutex<HashMap<String, (Fault, Option<u32>)>>,
-    pub(crate) outbox: Outbox,
-    pub(crate) stats: StatsCell,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl App {
-    pub(crate) fn new(
-        config: SandboxConfig,
-        token: String,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        let set = |v: &[String]| v.iter().cloned().collect::<HashSet<_>>();
-        Self {
-            numbers: (!config.numbers.is_empty()).then(|| set(&config.numbers)),
-            not_permitted: set(&config.not_permitted),
-            not_eligible: set(&config.not_eligible),
-            app_calls: Mutex::default(),
-            rng: Rng::new(config.faults.seed),
-            codes: Rng::new(config.codes.seed.unwrap_or_else(os_seed)),
-            state: Mutex::new(BoundedMap::new(config.outbox.max_entries)),
-            number_faults: Mutex::new(
-                config
-                    .number_faults
-                    .iter()
-                    .map(|(id, f)| {
-                        let fault = Fault {
-                            kind: f.kind,
-                            status: f.status.unwrap_or(500),
-                            body: f.body.unwrap_or_default(),
-                        };
-                        (id.clone(), (fault, f.times))
-                    })
-                    .collect(),
-            ),
-            outbox: Outbox::with_max(config.outbox.max_entries),
-            stats: StatsCell::default(),
-            token,
-            shutdown,
-            config,
-        }
-    }
-
-    fn trace_id(&self) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut s = String::with_capacity(23);
-        let mut bits = 0u64;
-        for i in 0..23 {
-            if i % 10 == 0 {
-                bits = self.codes.next_u64();
-            }
-            s.push(char::from(ALPHABET[(bits & 63) as usize]));
-            bits >>= 6;
-        }
-        s
-    }
-
-    pub(crate) fn new_code(&self) -> String {
-        format!("{:06}", self.codes.below(1_000_000))
-    }
-
-    fn fault_for(&self, id: &str) -> Option<Fault> {
-        let mut faults = self.number_faults.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((kind, times)) = faults.get_mut(id) {
-            let kind = *kind;
-            match times {
-                None => return Some(kind),
-                Some(0) => {}
-                Some(n) => {
-                    *n -= 1;
-                    return Some(kind);
-                }
-            }
-        }
-        drop(faults);
-        self.config.faults.draw(&self.rng)
-    }
-
-    /// The counts, with `codes_sent` from the outbox (verifications send nothing).
-    pub(crate) fn snapshot(&self) -> crate::outbox::Stats {
-        let mut s = self.stats.snapshot();
-        s.codes_sent = self.outbox.sent();
-        s
-    }
-
-    async fn wait_for_shutdown(&self) {
-        let mut rx = self.shutdown.clone();
-        // An error means the handle is gone: shut down as well.
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
-}
 
 /// Every request: the API, the admin endpoints, and a Graph-shaped answer with a trace
 /// id for everything else (404, 405, 413, a bad path encoding).
@@ -336,7 +219,7 @@ impl Call<'_> {
             return spec_reply(422);
         }
         if let Some(quota) = app.config.quotas.app {
-            let mut calls = app.app_calls.lock().unwrap_or_else(|e| e.into_inner());
+            let mut calls = app.app_calls();
             if let Err(wait) = calls.admit(quota, Instant::now()) {
                 return app_limited(id, wait);
             }
@@ -355,15 +238,6 @@ impl Call<'_> {
             _ => reply,
         }
     }
-}
-
-/// A seed from the operating system: `RandomState` is keyed from it per process, and
-/// each new one differs.
-fn os_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5eed);
-    h.finish()
 }
 
 fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {

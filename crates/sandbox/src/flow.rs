@@ -7,26 +7,11 @@ use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::answers::{app_limited, bad_param, graph_error, usage_headers, Reply};
-use crate::api::App;
+use crate::app::App;
 use crate::body::Params;
 use crate::config::QuotaDialect;
 use crate::outbox::{now_rfc3339, OutboxEntry};
-use crate::quota::SlidingLog;
 use crate::wire;
-
-#[derive(Debug, Default)]
-pub(crate) struct NumberState {
-    code: Option<(String, Instant)>,
-    wrong: u32,
-    blocked_until: Option<Instant>,
-    verified: bool,
-    registered: bool,
-    /// register/deregister calls in the moving 72 hours, and Meta's 72-hour block.
-    registrations: std::collections::VecDeque<Instant>,
-    registration_blocked_until: Option<Instant>,
-    /// The number's recent request_code calls, for its quota.
-    requests: SlidingLog,
-}
 
 pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) -> Reply {
     let Some(method) = params.get("code_method") else {

@@ -62,6 +62,7 @@
 
 mod answers;
 mod api;
+mod app;
 mod body;
 mod bounded;
 mod config;
@@ -161,7 +162,7 @@ impl SandboxBuilder {
         };
         let (stop, stop_rx) = watch::channel(false);
         let server_config = self.config.server.clone();
-        let app = Arc::new(api::App::new(self.config, token.clone(), stop_rx.clone()));
+        let app = Arc::new(app::App::new(self.config, token.clone(), stop_rx.clone()));
         let listener = server::bind(self.listen)
             .await
             .map_err(|e| Error::io(format!("cannot listen on {}: {e}", self.listen), e))?;
@@ -205,7 +206,7 @@ pub struct SandboxHandle {
     addr: SocketAddr,
     base_url: String,
     token: String,
-    app: Arc<api::App>,
+    app: Arc<app::App>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }

@@ -16,7 +16,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::api::{self, App, DropConnection};
+use crate::answers::DropConnection;
+use crate::api;
+use crate::app::App;
 use crate::config::ServerConfig;
 use crate::outbox::StatsCell;
 use crate::slow::HeaderDeadline;

@@ -9,20 +9,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::quota::Quota;
 use super::store::QuotaClass;
-use crate::error::Error;
+use crate::error::{Error, REGISTRATION_BLOCK};
 
-/// The longest span any limit may cover: a quota's interval × burst, a window, a cooldown.
-///
-/// Ten years keeps every state both stores hold exact: governor's nanosecond clock, and
-/// the Redis script's microsecond arithmetic, whose integers must stay below 2^53.
-pub const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 86_400);
+/// The longest span any limit may cover: a quota's interval × burst, a window, a cooldown
+/// (ten years, [`duration::MAX`](crate::duration::MAX)).
+pub const MAX_SPAN: Duration = crate::duration::MAX;
 
 /// The most per-number quotas one kind of call may have: a check decides them all before
 /// it takes any, on the stack.
 pub const MAX_QUOTAS: usize = 8;
-
-/// How long Meta blocks registration after 133016.
-pub(crate) const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
 
 /// At most `max` events in a moving `window` (the wrong-code guard, the registration
 /// budget). In config: `{ max = 5, window = "10m" }`, or `"off"` where the guard may be
@@ -49,7 +44,7 @@ impl WindowLimit {
         if window.is_zero() || window > MAX_SPAN {
             return Err(Error::invalid_input(format!(
                 "window must be longer than zero and at most 3650d, got {}",
-                crate::config::duration::format(window)
+                crate::duration::format(window)
             )));
         }
         Ok(Self { max, window })
@@ -72,7 +67,7 @@ impl fmt::Display for WindowLimit {
             f,
             "{} per {}",
             self.max,
-            crate::config::duration::format(self.window)
+            crate::duration::format(self.window)
         )
     }
 }
@@ -81,7 +76,7 @@ impl fmt::Display for WindowLimit {
 #[serde(deny_unknown_fields)]
 struct WindowTable {
     max: u32,
-    #[serde(with = "crate::config::duration")]
+    #[serde(with = "crate::duration")]
     window: Duration,
 }
 
@@ -263,7 +258,7 @@ impl Limits {
         if self.max_cooldown > MAX_SPAN {
             return Err(Error::invalid_input(format!(
                 "rate_limit.max_cooldown must be at most 3650d, got {}",
-                crate::config::duration::format(self.max_cooldown)
+                crate::duration::format(self.max_cooldown)
             )));
         }
         Ok(())

@@ -43,31 +43,28 @@
 //! Put it inside the retry: every attempt reaches Meta, so every attempt spends the
 //! number's quota.
 
-mod any;
+mod config;
 pub mod future;
 mod limits;
-mod memory;
 mod quota;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub mod redis;
 mod service;
-mod settings;
 mod store;
 
 use std::time::Duration;
 
-pub use self::any::{AnyFuture, AnyLearnFuture, AnyStore};
-pub(crate) use self::limits::{window_or_off, REGISTRATION_BLOCK};
+pub use self::config::RateLimitConfig;
 pub use self::limits::{Limits, WindowLimit, MAX_QUOTAS, MAX_SPAN};
-pub use self::memory::{KeyHasher, MemoryStore, TokioClock};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
-pub use self::settings::{OnStoreError, RedisUrl};
-pub use self::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::store::redis;
+pub use self::store::{
+    Acquire, Admission, AnyFuture, AnyLearnFuture, AnyStore, Lesson, MemoryStore, OnStoreError,
+    QuotaClass, RateLimitStore, RedisUrl, Scope, StoreConfig, StoreKind,
+};
 
-use crate::error::Error;
-use crate::meaning::Meaning;
+use crate::error::{Error, Meaning};
 use crate::operation::Operation;
 
 /// Counts of what the layer did, shared by every clone of it: calls that waited for their
@@ -122,29 +119,15 @@ impl<O: Operation> RateLimitKey for O {
     }
 }
 
-/// What Meta's answer teaches the store: a throttle (429 of any code, or codes 4, 80007,
-/// 130429, 136024, 133016 whatever the status) or a wrong code (136025).
-///
-/// A throttle's wait is Meta's hint (`Retry-After`, `estimated_time_to_regain_access`),
-/// else 72 hours for 133016, else `default_cooldown`. It is app-wide only for code 4 with
-/// an `X-App-Usage` header (Meta's app-level limit); otherwise it is the number's.
+/// What Meta's answer teaches the store: a throttle (see [`Error::throttle`]) becomes a
+/// cooldown of Meta's wait, else `default_cooldown`; a wrong code (136025) counts towards
+/// the guard.
 pub(crate) fn lesson(error: &Error, default_cooldown: Duration) -> Option<Lesson> {
-    if !error.is_answer() {
-        return None;
-    }
-    let meaning = error.meaning();
-    if meaning == Some(Meaning::WrongCode) {
+    if error.is_answer() && error.meaning() == Some(Meaning::WrongCode) {
         return Some(Lesson::WrongCode);
     }
-    let throttled = error.status().is_some_and(|s| s.as_u16() == 429)
-        || meaning.is_some_and(Meaning::is_throttle);
-    if !throttled {
-        return None;
-    }
-    let wait = error.retry_after().unwrap_or(match meaning {
-        Some(Meaning::RegistrationRateLimited) => REGISTRATION_BLOCK,
-        _ => default_cooldown,
-    });
-    let app_wide = meaning == Some(Meaning::AppRateLimited) && error.meta().app_usage().is_some();
-    Some(Lesson::Throttled { wait, app_wide })
+    error.throttle().map(|t| Lesson::Throttled {
+        wait: t.wait_or(default_cooldown),
+        app_wide: t.app_wide,
+    })
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::limits::MAX_SPAN;
-use crate::config::duration;
+use crate::duration;
 use crate::error::Error;
 
 /// The shortest interval between two calls a rate may give.
@@ -29,7 +28,7 @@ impl Rate {
     /// `invalid_input` when `period` is zero or longer than 3650 days, or the rate is
     /// faster than one call per microsecond (what both stores represent exactly).
     pub fn new(count: NonZeroU32, period: Duration) -> Result<Self, Error> {
-        if period.is_zero() || period > MAX_SPAN {
+        if period.is_zero() || period > duration::MAX {
             return Err(Error::invalid_input(format!(
                 "rate period must be longer than zero and at most 3650d, got {}",
                 duration::format(period)
@@ -81,12 +80,15 @@ impl FromStr for Rate {
         } else {
             return Err(bad());
         };
-        period.and_then(|p| Rate::new(count, p)).map_err(|e| {
-            Error::invalid_input(format!(
-                "{} (rates look like 2/s, 5/min, 10/h or 10/72h)",
-                e.message()
-            ))
-        })
+        period
+            .map_err(Error::from)
+            .and_then(|p| Rate::new(count, p))
+            .map_err(|e| {
+                Error::invalid_input(format!(
+                    "{} (rates look like 2/s, 5/min, 10/h or 10/72h)",
+                    e.message()
+                ))
+            })
     }
 }
 
@@ -139,7 +141,7 @@ impl Quota {
     ///
     /// # Panics
     ///
-    /// When the interval × burst is longer than [`MAX_SPAN`]; use
+    /// When the interval × burst is longer than [`duration::MAX`]; use
     /// [`try_new`](Self::try_new) for values that come from outside the program.
     pub fn new(rate: Rate, burst: u32) -> Self {
         match Self::try_new(rate, burst) {
@@ -160,7 +162,7 @@ impl Quota {
             burst: NonZeroU32::new(burst),
         };
         let span = rate.interval().checked_mul(q.burst().get());
-        if span.is_none_or(|s| s > MAX_SPAN) {
+        if span.is_none_or(|s| s > duration::MAX) {
             return Err(Error::invalid_input(format!(
                 "quota {rate} with burst {} spans more than 3650d (interval × burst); \
                  lower the burst or raise the rate",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower::{Layer, Service};
 
 use super::future::{Learn, ResponseFuture};
-use super::memory::MemoryStore;
+use super::store::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
 use crate::error::Error;

@@ -8,14 +8,37 @@ use std::time::Duration;
 use backoff::backoff::Backoff as _;
 use backoff::ExponentialBackoff;
 
-use super::policy::BackoffSettings;
+/// The exponential schedule's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackoffConfig {
+    /// The first wait.
+    pub initial: Duration,
+    /// The factor between waits.
+    pub multiplier: f64,
+    /// The longest wait the schedule gives.
+    pub max: Duration,
+    /// The jitter factor: each wait is drawn from `wait × (1 ± jitter)`.
+    pub jitter: f64,
+}
+
+impl Default for BackoffConfig {
+    /// 200 ms, doubling, up to 5 s, ±50% jitter.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(200),
+            multiplier: 2.0,
+            max: Duration::from_secs(5),
+            jitter: 0.5,
+        }
+    }
+}
 
 /// One call's schedule of waits: exponential with jitter, never giving up by itself.
 #[derive(Debug, Clone)]
 pub(crate) struct Schedule(ExponentialBackoff);
 
 impl Schedule {
-    pub(crate) fn new(s: &BackoffSettings) -> Self {
+    pub(crate) fn new(s: &BackoffConfig) -> Self {
         Self(ExponentialBackoff {
             current_interval: s.initial,
             initial_interval: s.initial,
@@ -40,7 +63,7 @@ mod tests {
 
     #[test]
     fn grows_exponentially_to_the_cap_without_jitter() {
-        let mut s = Schedule::new(&BackoffSettings {
+        let mut s = Schedule::new(&BackoffConfig {
             initial: Duration::from_millis(100),
             multiplier: 2.0,
             max: Duration::from_millis(350),
@@ -52,7 +75,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_factor() {
-        let mut s = Schedule::new(&BackoffSettings {
+        let mut s = Schedule::new(&BackoffConfig {
             initial: Duration::from_millis(1000),
             multiplier: 1.0,
             max: Duration::from_secs(10),

@@ -2,8 +2,7 @@
 
 use http::StatusCode;
 
-use crate::error::{Error, ErrorKind};
-use crate::meaning::Meaning;
+use crate::error::{Error, ErrorKind, Meaning};
 use crate::operation::RetryMode;
 
 /// What a failure says about sending the same request again.

@@ -44,9 +44,12 @@
 
 mod backoff;
 pub mod classify;
+mod config;
 mod policy;
 
+pub use self::backoff::BackoffConfig;
 pub use self::classify::{classify, RetryClass};
-pub use self::policy::{BackoffSettings, RetryPolicy};
+pub use self::config::RetryConfig;
+pub use self::policy::RetryPolicy;
 pub use tower::retry::budget::TpsBudget;
 pub use tower::retry::{Retry, RetryLayer};

@@ -9,36 +9,11 @@ use tokio::time::{Instant, Sleep};
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::Policy;
 
-use super::backoff::Schedule;
+use super::backoff::{BackoffConfig, Schedule};
 use super::classify::{classify, RetryClass};
 use crate::error::Error;
 use crate::operation::{Attempt, Operation};
-use crate::rate_limit::Lesson;
 use crate::response::Response;
-
-/// The exponential schedule's settings (`backoff` crate).
-#[derive(Clone, Debug, PartialEq)]
-pub struct BackoffSettings {
-    /// The first wait.
-    pub initial: Duration,
-    /// The factor between waits.
-    pub multiplier: f64,
-    /// The longest wait the schedule gives.
-    pub max: Duration,
-    /// The jitter factor: each wait is drawn from `wait × (1 ± jitter)`.
-    pub jitter: f64,
-}
-
-impl Default for BackoffSettings {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(200),
-            multiplier: 2.0,
-            max: Duration::from_secs(5),
-            jitter: 0.5,
-        }
-    }
-}
 
 /// Decides whether and when a failed call is sent again. The default never resends a
 /// request that may have reached the server unless the server says a retry is right.
@@ -68,7 +43,7 @@ pub struct RetryPolicy {
 struct Settings {
     max_attempts: NonZeroU32,
     retry_ambiguous: bool,
-    backoff: BackoffSettings,
+    backoff: BackoffConfig,
     max_retry_wait: Duration,
     deadline: Option<Duration>,
     throttle_wait: Option<Duration>,
@@ -88,20 +63,27 @@ impl fmt::Debug for RetryPolicy {
     }
 }
 
-impl Default for RetryPolicy {
-    /// 4 attempts, no ambiguous retries, 200 ms × 2 up to 5 s with ±50% jitter, waits up
-    /// to 60 s, and a budget of 20% extra load (at least 10 retries per second).
-    fn default() -> Self {
+impl RetryPolicy {
+    /// A policy from its parts (already validated); `config.rs` builds every policy
+    /// through it, the default included.
+    pub(crate) fn from_parts(
+        max_attempts: NonZeroU32,
+        retry_ambiguous: bool,
+        backoff: BackoffConfig,
+        max_retry_wait: Duration,
+        deadline: Option<Duration>,
+        budget: Option<TpsBudget>,
+    ) -> Self {
         Self {
             settings: Arc::new(Settings {
-                max_attempts: NonZeroU32::new(4).expect("4 is not zero"),
-                retry_ambiguous: false,
-                backoff: BackoffSettings::default(),
-                max_retry_wait: Duration::from_secs(60),
-                deadline: None,
+                max_attempts,
+                retry_ambiguous,
+                backoff,
+                max_retry_wait,
+                deadline,
                 throttle_wait: None,
             }),
-            budget: Some(Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
+            budget: budget.map(Arc::new),
             attempts: 0,
             sent: 0,
             reached: false,
@@ -109,9 +91,7 @@ impl Default for RetryPolicy {
             schedule: None,
         }
     }
-}
 
-impl RetryPolicy {
     /// The safe default: see [`Default`].
     pub fn new() -> Self {
         Self::default()
@@ -142,7 +122,7 @@ impl RetryPolicy {
 
     /// The exponential schedule.
     #[must_use]
-    pub fn backoff(self, backoff: BackoffSettings) -> Self {
+    pub fn backoff(self, backoff: BackoffConfig) -> Self {
         self.with(|s| s.backoff = backoff)
     }
 
@@ -195,10 +175,7 @@ impl RetryPolicy {
             .get_or_insert_with(|| Box::new(Schedule::new(&self.settings.backoff)));
         let backoff = schedule.next_wait();
         let hint = match (error.retry_after(), self.settings.throttle_wait) {
-            (None, Some(default)) => match crate::rate_limit::lesson(error, default) {
-                Some(Lesson::Throttled { wait, .. }) => Some(wait),
-                _ => None,
-            },
+            (None, Some(default)) => error.throttle().map(|t| t.wait_or(default)),
             (hint, _) => hint,
         };
         let wait = backoff.max(hint.unwrap_or_default());

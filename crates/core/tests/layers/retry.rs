@@ -2,14 +2,14 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tower::{ServiceBuilder, ServiceExt};
-use wa_verify_core::retry::{BackoffSettings, RetryLayer, RetryPolicy, TpsBudget};
+use wa_verify_core::retry::{BackoffConfig, RetryLayer, RetryPolicy, TpsBudget};
 use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use wa_verify_core::{Error, ErrorKind, RequestCode, TimeoutKind};
 
 use crate::support::*;
 
 fn policy() -> RetryPolicy {
-    RetryPolicy::default().backoff(BackoffSettings {
+    RetryPolicy::default().backoff(BackoffConfig {
         initial: Duration::from_millis(100),
         multiplier: 2.0,
         max: Duration::from_secs(1),
@@ -244,7 +244,7 @@ async fn budget_exhaustion_stops_retries() {
 #[tokio::test(start_paused = true)]
 async fn the_deadline_on_the_request_stops_backoff_it_cannot_finish() {
     let started = tokio::time::Instant::now();
-    let slow = policy().backoff(BackoffSettings {
+    let slow = policy().backoff(BackoffConfig {
         initial: Duration::from_secs(10),
         multiplier: 1.0,
         max: Duration::from_secs(10),
@@ -289,7 +289,7 @@ async fn a_deadline_mid_attempt_counts_every_attempt() {
 #[tokio::test(start_paused = true)]
 async fn the_policy_sleeps_no_backoff_past_its_deadline() {
     let slow = policy()
-        .backoff(BackoffSettings {
+        .backoff(BackoffConfig {
             initial: Duration::from_secs(10),
             multiplier: 1.0,
             max: Duration::from_secs(10),

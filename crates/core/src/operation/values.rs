@@ -1,4 +1,4 @@
-//! The typed operations (`request_code`, `verify_code`) and the validated values they carry.
+//! The validated values operations carry: ids, methods, languages, versions, codes.
 //!
 //! Every value is checked when it is built, so a bad id, language or code is refused
 //! locally with a message that says what is accepted, and never reaches the network.
@@ -6,11 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-
 use crate::error::Error;
-use crate::rate_limit::QuotaClass;
 
 // ===== InlineStr =====
 
@@ -121,20 +117,24 @@ impl fmt::Debug for PhoneNumberId {
 
 /// How the verification code is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum CodeMethod {
     /// A text message (`SMS` on the wire).
     #[default]
     Sms,
     /// A voice call (`VOICE` on the wire).
     Voice,
+    /// An interactive voice response call (`IVR` on the wire; Meta's v26 reference).
+    Ivr,
 }
 
 impl CodeMethod {
-    /// The value sent on the wire: `SMS` or `VOICE`.
+    /// The value sent on the wire: `SMS`, `VOICE` or `IVR`.
     pub fn as_str(self) -> &'static str {
         match self {
             CodeMethod::Sms => "SMS",
             CodeMethod::Voice => "VOICE",
+            CodeMethod::Ivr => "IVR",
         }
     }
 }
@@ -142,18 +142,17 @@ impl CodeMethod {
 impl FromStr for CodeMethod {
     type Err = Error;
 
-    /// Case-insensitive: `sms`, `SMS`, `voice`, `VOICE`.
+    /// Case-insensitive: `sms`, `voice`, `ivr`.
     fn from_str(s: &str) -> Result<Self, Error> {
-        if s.eq_ignore_ascii_case("sms") {
-            Ok(CodeMethod::Sms)
-        } else if s.eq_ignore_ascii_case("voice") {
-            Ok(CodeMethod::Voice)
-        } else {
-            Err(Error::invalid_input(format!(
-                "code method must be SMS or VOICE (any case), got {}",
-                shown(s)
-            )))
-        }
+        [CodeMethod::Sms, CodeMethod::Voice, CodeMethod::Ivr]
+            .into_iter()
+            .find(|m| s.eq_ignore_ascii_case(m.as_str()))
+            .ok_or_else(|| {
+                Error::invalid_input(format!(
+                    "code method must be SMS, VOICE or IVR (any case), got {}",
+                    shown(s)
+                ))
+            })
     }
 }
 
@@ -165,19 +164,23 @@ impl fmt::Display for CodeMethod {
 
 // ===== Language =====
 
-/// The language of the code message: the spec's `en_US` form or Meta's two-letter `en`.
+/// The language of the code message, in the forms of Meta's supported-language list: a
+/// two- or three-letter code (`en`, `fil`), optionally with a region (`en_US`, `prs_AF`).
 ///
 /// Meta's OpenAPI spec asks for `^[a-z]{2}_[A-Z]{2}$`, while its phone-number guide, its
-/// own SDK and most clients send a two-letter code; the live API accepts both.
+/// own SDK and most clients send a two-letter code; the live API accepts both. Nothing else
+/// is accepted, so a language can never inject into a body or a query.
 ///
 /// ```
 /// use wa_verify_core::Language;
-/// assert!("pt_BR".parse::<Language>().is_ok());
-/// assert!("en".parse::<Language>().is_ok());
+/// for ok in ["pt_BR", "en", "fil", "prs_AF"] {
+///     assert!(ok.parse::<Language>().is_ok());
+/// }
 /// assert!("en-US".parse::<Language>().is_err());
+/// assert!("e".parse::<Language>().is_err());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Language(InlineStr<5>);
+pub struct Language(InlineStr<6>);
 
 impl Language {
     /// The language as sent on the wire.
@@ -197,23 +200,20 @@ impl FromStr for Language {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let b = s.as_bytes();
-        let two = |x: &[u8], f: fn(&u8) -> bool| x.len() == 2 && x.iter().all(f);
-        let ok = match b.len() {
-            2 => two(b, u8::is_ascii_lowercase),
-            5 => {
-                two(&b[..2], u8::is_ascii_lowercase)
-                    && b[2] == b'_'
-                    && two(&b[3..], u8::is_ascii_uppercase)
-            }
-            _ => false,
+        let (lang, region) = match s.split_once('_') {
+            Some((l, r)) => (l, Some(r)),
+            None => (s, None),
         };
-        if ok {
+        let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
+        let region_ok =
+            region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()));
+        if lang_ok && region_ok {
             Ok(Self(InlineStr::new(s)))
         } else {
             Err(Error::invalid_input(format!(
-                "language must be a two-letter code like en or a locale like en_US \
-                 (lowercase language, underscore, uppercase region), got {}",
+                "language must be a two- or three-letter code like en or fil, optionally with \
+                 a region like en_US or prs_AF (lowercase language, underscore, uppercase \
+                 region), got {}",
                 shown(s)
             )))
         }
@@ -312,7 +312,7 @@ impl SixDigits {
         }
     }
 
-    pub(crate) fn expose(&self) -> &str {
+    pub(crate) fn expose_secret(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -320,13 +320,13 @@ impl SixDigits {
 /// The six-digit code the user received, for `verify_code`.
 ///
 /// Its `Debug` and `Display` print `VerificationCode(***)`; only
-/// [`expose`](Self::expose) shows the digits, for the request body.
+/// [`expose_secret`](Self::expose_secret) shows the digits, for the request body.
 ///
 /// ```
 /// use wa_verify_core::VerificationCode;
 /// let code: VerificationCode = "123456".parse()?;
 /// assert_eq!(format!("{code:?}"), "VerificationCode(***)");
-/// assert_eq!(code.expose(), "123456");
+/// assert_eq!(code.expose_secret(), "123456");
 /// # Ok::<(), wa_verify_core::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
@@ -334,8 +334,8 @@ pub struct VerificationCode(SixDigits);
 
 impl VerificationCode {
     /// The digits, for the request body. Keep them out of logs.
-    pub fn expose(&self) -> &str {
-        self.0.expose()
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
@@ -356,315 +356,6 @@ impl fmt::Debug for VerificationCode {
 impl fmt::Display for VerificationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("VerificationCode(***)")
-    }
-}
-
-// ===== Operation =====
-
-/// How a body field is written: plain text in every encoding.
-#[derive(Debug, Clone, Copy)]
-pub struct Field<'a> {
-    /// The parameter name (`code_method`, `language`, `code`).
-    pub name: &'static str,
-    /// The value, already validated.
-    pub value: &'a str,
-    /// Whether `value` is a JSON object: written as is in a JSON body, as text (the
-    /// object's JSON) in form and multipart bodies, as Graph reads them.
-    pub json: bool,
-}
-
-impl<'a> Field<'a> {
-    /// A text parameter.
-    pub fn text(name: &'static str, value: &'a str) -> Self {
-        Self {
-            name,
-            value,
-            json: false,
-        }
-    }
-
-    /// A JSON object parameter (already serialized).
-    pub fn json(name: &'static str, value: &'a str) -> Self {
-        Self {
-            name,
-            value,
-            json: true,
-        }
-    }
-}
-
-/// When an operation may be sent again after a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RetryMode {
-    /// Retry when the server cannot have acted or says a retry is right
-    /// (`request_code`, `verify_code`).
-    Standard,
-    /// Retry only when the request was certainly never sent (connection refused, DNS, TLS).
-    OnlyIfNotSent,
-}
-
-/// Which attempt of a call an operation is sent as, and the backoff wait before it. The
-/// retry policy sets it on the copy it sends again; the boundary records it on the
-/// attempt's span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Attempt {
-    /// 1 for the first attempt.
-    pub number: u32,
-    /// The wait that preceded this attempt.
-    pub waited: std::time::Duration,
-}
-
-impl Default for Attempt {
-    fn default() -> Self {
-        Self {
-            number: 1,
-            waited: std::time::Duration::ZERO,
-        }
-    }
-}
-
-/// A typed Graph API call: where it goes, what it sends and what it answers.
-pub trait Operation: Clone + Send + Sync + 'static {
-    /// The parsed 200 answer.
-    type Output: DeserializeOwned + Succeeded + Send + 'static;
-
-    /// The operation's name, used for spans and the path's last segment (`request_code`).
-    fn name(&self) -> &'static str;
-
-    /// The number the call is about.
-    fn phone_number_id(&self) -> PhoneNumberId;
-
-    /// Calls `f` with each body field in order.
-    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>));
-
-    /// The delivery method, when the operation has one (for spans).
-    fn code_method(&self) -> Option<CodeMethod> {
-        None
-    }
-
-    /// The language, when the operation has one (for spans).
-    fn language(&self) -> Option<Language> {
-        None
-    }
-
-    /// When this operation may be retried.
-    fn retry_mode(&self) -> RetryMode {
-        RetryMode::Standard
-    }
-
-    /// Which rate limits apply to it.
-    fn quota_class(&self) -> QuotaClass {
-        QuotaClass::Other
-    }
-
-    /// What the layers record on this call as it goes down the stack (the attempt, the
-    /// deadline); `None` for operations that do not track it.
-    fn context(&self) -> Option<&CallContext> {
-        None
-    }
-
-    /// The call context to write to; `None` for operations that do not track it.
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        None
-    }
-
-    /// Which attempt this is (1 unless the retry policy set another).
-    fn attempt(&self) -> Attempt {
-        self.context().map(|c| c.attempt).unwrap_or_default()
-    }
-
-    /// Marks this copy as a later attempt; operations that do not track it ignore it.
-    fn set_attempt(&mut self, attempt: Attempt) {
-        if let Some(c) = self.context_mut() {
-            c.attempt = attempt;
-        }
-    }
-}
-
-/// What the layers write on an operation as it goes down the stack: which attempt this
-/// copy is, and when the whole call must end (set by the `Deadline` layer).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CallContext {
-    /// Which attempt this copy is sent as.
-    pub attempt: Attempt,
-    /// When the whole call must end, if it has a deadline.
-    pub deadline: Option<tokio::time::Instant>,
-}
-
-/// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.
-pub trait Succeeded {
-    /// Whether the API said `success: true`.
-    fn succeeded(&self) -> bool;
-}
-
-/// `POST /{version}/{phone_number_id}/request_code`: send a code by SMS or voice.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestCode {
-    phone_number_id: PhoneNumberId,
-    code_method: CodeMethod,
-    language: Language,
-    pre_verified: bool,
-    context: CallContext,
-}
-
-impl RequestCode {
-    /// A request for a code sent to `phone_number_id` by `code_method` in `language`.
-    pub fn new(
-        phone_number_id: PhoneNumberId,
-        code_method: CodeMethod,
-        language: Language,
-    ) -> Self {
-        Self {
-            phone_number_id,
-            code_method,
-            language,
-            pre_verified: false,
-            context: CallContext::default(),
-        }
-    }
-
-    /// Marks the id as a pre-verified phone number id (Meta's
-    /// `/{Version}/{Pre-Verified-Phone-Number-ID}/request_code`: same path and body).
-    #[must_use]
-    pub fn pre_verified(mut self) -> Self {
-        self.pre_verified = true;
-        self
-    }
-
-    /// Whether the id is a pre-verified phone number id.
-    pub fn is_pre_verified(&self) -> bool {
-        self.pre_verified
-    }
-}
-
-impl Operation for RequestCode {
-    type Output = RequestCodeResponse;
-
-    fn name(&self) -> &'static str {
-        "request_code"
-    }
-
-    fn phone_number_id(&self) -> PhoneNumberId {
-        self.phone_number_id
-    }
-
-    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
-        f(Field::text("code_method", self.code_method.as_str()));
-        f(Field::text("language", self.language.as_str()));
-    }
-
-    fn code_method(&self) -> Option<CodeMethod> {
-        Some(self.code_method)
-    }
-
-    fn language(&self) -> Option<Language> {
-        Some(self.language)
-    }
-
-    fn quota_class(&self) -> QuotaClass {
-        QuotaClass::RequestCode
-    }
-
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
-}
-
-/// The 200 answer of `request_code`: `{"success": true}`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct RequestCodeResponse {
-    /// Whether the code was sent.
-    pub success: bool,
-}
-
-impl Succeeded for RequestCodeResponse {
-    fn succeeded(&self) -> bool {
-        self.success
-    }
-}
-
-/// `POST /{version}/{phone_number_id}/verify_code`: check the code the user received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyCode {
-    phone_number_id: PhoneNumberId,
-    code: VerificationCode,
-    pre_verified: bool,
-    context: CallContext,
-}
-
-impl VerifyCode {
-    /// A check of `code` for `phone_number_id`.
-    pub fn new(phone_number_id: PhoneNumberId, code: VerificationCode) -> Self {
-        Self {
-            phone_number_id,
-            code,
-            pre_verified: false,
-            context: CallContext::default(),
-        }
-    }
-
-    /// Marks the id as a pre-verified phone number id (same path and body).
-    #[must_use]
-    pub fn pre_verified(mut self) -> Self {
-        self.pre_verified = true;
-        self
-    }
-
-    /// Whether the id is a pre-verified phone number id.
-    pub fn is_pre_verified(&self) -> bool {
-        self.pre_verified
-    }
-}
-
-impl Operation for VerifyCode {
-    type Output = VerifyCodeResponse;
-
-    fn name(&self) -> &'static str {
-        "verify_code"
-    }
-
-    fn phone_number_id(&self) -> PhoneNumberId {
-        self.phone_number_id
-    }
-
-    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
-        f(Field::text("code", self.code.expose()));
-    }
-
-    fn quota_class(&self) -> QuotaClass {
-        QuotaClass::VerifyCode
-    }
-
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
-}
-
-/// The 200 answer of `verify_code`: `{"success": true, "id": "<phone number id>"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[non_exhaustive]
-pub struct VerifyCodeResponse {
-    /// Whether the code was right.
-    pub success: bool,
-    /// The verified number's id, when Meta sends it.
-    #[serde(default)]
-    pub id: Option<String>,
-}
-
-impl Succeeded for VerifyCodeResponse {
-    fn succeeded(&self) -> bool {
-        self.success
     }
 }
 
@@ -705,20 +396,23 @@ mod tests {
         assert_eq!("sms".parse::<CodeMethod>().unwrap(), CodeMethod::Sms);
         assert_eq!("VOICE".parse::<CodeMethod>().unwrap().as_str(), "VOICE");
         assert_eq!("Voice".parse::<CodeMethod>().unwrap(), CodeMethod::Voice);
-        assert!(refused::<CodeMethod>("email").contains("SMS or VOICE"));
+        assert_eq!("ivr".parse::<CodeMethod>().unwrap().as_str(), "IVR");
+        assert!(refused::<CodeMethod>("email").contains("SMS, VOICE or IVR"));
     }
 
     #[test]
-    fn language_accepts_both_meta_forms() {
-        for ok in ["en_US", "pt_BR", "en", "de"] {
+    fn language_accepts_meta_forms() {
+        for ok in ["en_US", "pt_BR", "en", "de", "fil", "prs_AF"] {
             assert_eq!(ok.parse::<Language>().unwrap().as_str(), ok);
         }
     }
 
+    /// See: issue 20 (`fil` and `prs_AF`; nothing that could inject).
     #[test]
-    fn language_refuses_other_forms_naming_both() {
+    fn language_refuses_other_forms_naming_them() {
         for bad in [
-            "", "en-US", "EN_us", "e", "eng", "en_us", "EN", "en_USA", "en US",
+            "", "en-US", "EN_us", "e", "engl", "en_us", "EN", "en_USA", "en US", "en_", "en\"",
+            "en&x=1", "fil_",
         ] {
             let msg = refused::<Language>(bad);
             assert!(msg.contains("en_US") && msg.contains(" en "), "{msg}");
@@ -739,7 +433,7 @@ mod tests {
     #[test]
     fn verification_code_is_six_digits_and_never_printed() {
         let code: VerificationCode = "654321".parse().unwrap();
-        assert_eq!(code.expose(), "654321");
+        assert_eq!(code.expose_secret(), "654321");
         assert!(!format!("{code:?}{code}").contains("654321"));
         for bad in ["12345", "1234567", "12345a", ""] {
             let msg = refused::<VerificationCode>(bad);

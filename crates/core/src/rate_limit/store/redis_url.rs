@@ -1,5 +1,6 @@
-//! Settings of the shared store that exist with or without the `redis` feature, so a
-//! config naming Redis parses (and is refused clearly) in every build.
+//! [`RedisUrl`]: a Redis URL whose secrets never show, in every form the redis crate
+//! accepts. It exists with or without the `redis` feature, so a config naming Redis parses
+//! (and is refused clearly) in every build.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,19 +8,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-
-/// What the store does when Redis fails.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStoreError {
-    /// Fall back to an in-process store with `quota / replicas` (the default).
-    #[default]
-    Local,
-    /// Fail closed: refuse every call while Redis is down.
-    Deny,
-    /// Fail open: let every call through while Redis is down. Risky: nothing limits.
-    Allow,
-}
 
 /// A Redis URL whose secrets never appear in `Debug`, `Display`, `Serialize`, logs or
 /// errors: the password of `user:pass@`, a lone userinfo (a password for the default

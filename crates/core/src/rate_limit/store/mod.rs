@@ -1,43 +1,21 @@
 //! Where rate-limit state lives, and what the layer asks of it: one answer per call for
 //! every limit of a number, and the outcomes that teach it (throttles, wrong codes).
 
+mod any;
+mod config;
+mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod redis_url;
+
 use std::future::Future;
 use std::time::Duration;
 
-/// Which limits a call falls under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum QuotaClass {
-    /// Sends a code (`request_code`): the per-number quotas.
-    RequestCode,
-    /// Checks a code (`verify_code`): the per-number quotas and the wrong-code guard.
-    VerifyCode,
-    /// `register` / `deregister`: the registration budget (10 calls per 72 hours).
-    Registration,
-    /// Anything else: the global quota only.
-    Other,
-}
-
-impl QuotaClass {
-    /// The class's name in keys and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuotaClass::RequestCode => "request_code",
-            QuotaClass::VerifyCode => "verify_code",
-            QuotaClass::Registration => "registration",
-            QuotaClass::Other => "other",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            QuotaClass::RequestCode => 0,
-            QuotaClass::VerifyCode => 1,
-            QuotaClass::Registration => 2,
-            QuotaClass::Other => 3,
-        }
-    }
-}
+pub use self::any::{AnyFuture, AnyLearnFuture, AnyStore};
+pub use self::config::{OnStoreError, StoreConfig, StoreKind};
+pub use self::memory::MemoryStore;
+pub use self::redis_url::RedisUrl;
+pub use crate::operation::QuotaClass;
 
 /// The answer of a store for one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

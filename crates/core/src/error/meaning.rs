@@ -5,8 +5,32 @@
 //! the HTTP status.
 
 use std::fmt;
+use std::time::Duration;
 
-use crate::error::ErrorKind;
+use super::kind::ErrorKind;
+
+/// How long Meta blocks a number's registration after 133016 (its documented 72 hours).
+pub(crate) const REGISTRATION_BLOCK: Duration = Duration::from_secs(72 * 3600);
+
+/// What a throttling answer says about waiting, read once here so the rate limiter (its
+/// cooldowns) and the retry policy (its waits) agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Throttle {
+    /// Meta's wait: its hint (`Retry-After`, `estimated_time_to_regain_access`), else the
+    /// block it documents for the code (72 hours for 133016); `None` when it gave neither.
+    pub hint: Option<Duration>,
+    /// Whether Meta throttled the whole app (code 4 with an `X-App-Usage` header) rather
+    /// than this number.
+    pub app_wide: bool,
+}
+
+impl Throttle {
+    /// Meta's wait, or `default` when it gave none.
+    pub fn wait_or(self, default: Duration) -> Duration {
+        self.hint.unwrap_or(default)
+    }
+}
 
 /// A known Graph error code, classified by what a caller should do about it.
 ///

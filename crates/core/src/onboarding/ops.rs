@@ -1,64 +1,15 @@
-//! The rest of bringing a number onto the Cloud API: `register` with a two-step PIN,
-//! `deregister`, and a typed flow that cannot be used out of order.
-//!
-//! Meta allows 10 register/deregister calls per number in a moving 72 hours, then blocks
-//! the number for 72 hours (error 133016). So these operations are never retried after
-//! the request may have reached Meta ([`RetryMode::OnlyIfNotSent`]), and they share a
-//! per-number budget in the rate limiter ([`QuotaClass::Registration`]).
-//!
-//! # The flow
-//!
-//! ```
-//! use wa_verify_core::onboarding::Onboarding;
-//! use wa_verify_core::{Client, CodeMethod};
-//! use wa_verify_sandbox::Sandbox;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let sandbox = Sandbox::builder().start().await?;
-//! let client = Client::builder()
-//!     .base_url(sandbox.base_url().parse()?)
-//!     .token(sandbox.token().parse()?)
-//!     .build()?;
-//! let requested = Onboarding::new(client, "1234567890".parse()?)
-//!     .request_code(CodeMethod::Sms, "en_US".parse()?)
-//!     .await?;
-//! let code = sandbox.outbox().last_code("1234567890").unwrap();
-//! let verified = requested.verify(code.parse()?).await.map_err(|e| e.into_error())?;
-//! let registered = verified.register("246810".parse()?).await.map_err(|e| e.into_error())?;
-//! registered.deregister().await.map_err(|e| e.into_error())?;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! Each step is its own type, so registering before verifying does not compile:
-//!
-//! ```compile_fail
-//! # use wa_verify_core::onboarding::Onboarding;
-//! # async fn f(client: wa_verify_core::Client) {
-//! let flow = Onboarding::new(client, "1".parse().unwrap());
-//! flow.register("123456".parse().unwrap()).await;
-//! # }
-//! ```
+//! The registration calls (`register`, `deregister`) and the values they carry.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Deserialize;
-use tower::Service;
 
-use crate::client::{Client, Stack};
 use crate::error::Error;
-use crate::graph::RequestBody;
 use crate::operation::{
-    shown, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId, RequestCode,
-    RequestCodeResponse, RetryMode, SixDigits, Succeeded, VerificationCode, VerifyCode,
-    VerifyCodeResponse,
+    shown, CallContext, Field, Operation, PhoneNumberId, QuotaClass, RetryMode, SixDigits,
+    Succeeded,
 };
-use crate::rate_limit::QuotaClass;
-use crate::response::Response;
-
-// ===== values =====
 
 /// The six-digit two-step verification PIN. Its `Debug` and `Display` print `Pin(***)`.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,8 +17,8 @@ pub struct Pin(SixDigits);
 
 impl Pin {
     /// The digits, for the request body. Keep them out of logs.
-    pub fn expose(&self) -> &str {
-        self.0.expose()
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
@@ -191,8 +142,6 @@ impl FromStr for Region {
     }
 }
 
-// ===== operations =====
-
 /// `POST /{version}/{phone_number_id}/register`: activate a verified number with a PIN.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Register {
@@ -264,7 +213,7 @@ impl Operation for Register {
 
     fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
         f(Field::text("messaging_product", "whatsapp"));
-        f(Field::text("pin", self.pin.expose()));
+        f(Field::text("pin", self.pin.expose_secret()));
         if let Some(b) = &self.backup {
             f(Field::json("backup", &b.json));
         }
@@ -351,273 +300,6 @@ pub struct SuccessResponse {
 impl Succeeded for SuccessResponse {
     fn succeeded(&self) -> bool {
         self.success
-    }
-}
-
-// ===== the typed flow =====
-
-/// A failed step: the error, and the state to try again from.
-pub struct StepError<S> {
-    state: S,
-    error: Error,
-}
-
-impl<S> StepError<S> {
-    /// The error.
-    pub fn error(&self) -> &Error {
-        &self.error
-    }
-
-    /// The error, dropping the state.
-    pub fn into_error(self) -> Error {
-        self.error
-    }
-
-    /// The state and the error.
-    pub fn into_parts(self) -> (S, Error) {
-        (self.state, self.error)
-    }
-}
-
-impl<S> fmt::Debug for StepError<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StepError")
-            .field("error", &self.error)
-            .finish()
-    }
-}
-
-impl<S> fmt::Display for StepError<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl<S> std::error::Error for StepError<S> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-/// What every state of the flow is made of, so one function moves between them.
-trait FlowState<H>: Sized {
-    fn client(&self) -> &Client<H>;
-    fn into_parts(self) -> (Client<H>, PhoneNumberId, bool);
-    fn from_parts(client: Client<H>, id: PhoneNumberId, pre_verified: bool) -> Self;
-}
-
-/// Sends `op`; on success moves to state `N`, on failure gives `state` back with the error.
-async fn advance<H, S, N, O>(state: S, op: O) -> Result<N, StepError<S>>
-where
-    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
-    S: FlowState<H>,
-    N: FlowState<H>,
-    O: Operation,
-    Stack<H>: Service<O, Response = Response<O::Output>, Error = Error>,
-{
-    match state.client().call(op).await {
-        Ok(_) => {
-            let (client, id, pre_verified) = state.into_parts();
-            Ok(N::from_parts(client, id, pre_verified))
-        }
-        Err(error) => Err(StepError { state, error }),
-    }
-}
-
-macro_rules! flow_state {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        pub struct $name<H = crate::transport::Transport> {
-            client: Client<H>,
-            id: PhoneNumberId,
-            pre_verified: bool,
-        }
-
-        impl<H> $name<H> {
-            /// The client the flow calls through.
-            pub fn client(&self) -> &Client<H> {
-                &self.client
-            }
-
-            /// The number being onboarded.
-            pub fn phone_number_id(&self) -> PhoneNumberId {
-                self.id
-            }
-        }
-
-        impl<H> FlowState<H> for $name<H> {
-            fn client(&self) -> &Client<H> {
-                &self.client
-            }
-
-            fn into_parts(self) -> (Client<H>, PhoneNumberId, bool) {
-                (self.client, self.id, self.pre_verified)
-            }
-
-            fn from_parts(client: Client<H>, id: PhoneNumberId, pre_verified: bool) -> Self {
-                Self {
-                    client,
-                    id,
-                    pre_verified,
-                }
-            }
-        }
-
-        impl<H> fmt::Debug for $name<H> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("phone_number_id", &self.id)
-                    .field("pre_verified", &self.pre_verified)
-                    .finish()
-            }
-        }
-    };
-}
-
-flow_state!(
-    /// The start of onboarding: nothing asked yet. See the [module docs](self).
-    Onboarding
-);
-flow_state!(
-    /// A code was sent; verify it next (or ask again).
-    CodeRequested
-);
-flow_state!(
-    /// The number is verified; register it next.
-    Verified
-);
-flow_state!(
-    /// The number is registered.
-    Registered
-);
-flow_state!(
-    /// The number was deregistered.
-    Deregistered
-);
-
-impl<H> Onboarding<H> {
-    /// Starts onboarding `id` through `client`.
-    pub fn new(client: Client<H>, id: PhoneNumberId) -> Self {
-        Self {
-            client,
-            id,
-            pre_verified: false,
-        }
-    }
-
-    /// Starts onboarding a pre-verified number (bought from Meta already verified).
-    pub fn pre_verified(client: Client<H>, id: PhoneNumberId) -> Self {
-        Self {
-            client,
-            id,
-            pre_verified: true,
-        }
-    }
-}
-
-impl<H> Onboarding<H>
-where
-    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
-    Stack<H>: Service<RequestCode, Response = Response<RequestCodeResponse>, Error = Error>,
-{
-    /// Sends the code.
-    ///
-    /// # Errors
-    ///
-    /// The call's [`Error`].
-    pub async fn request_code(
-        self,
-        method: CodeMethod,
-        language: Language,
-    ) -> Result<CodeRequested<H>, Error> {
-        let mut op = RequestCode::new(self.id, method, language);
-        if self.pre_verified {
-            op = op.pre_verified();
-        }
-        advance(self, op).await.map_err(StepError::into_error)
-    }
-}
-
-impl<H> CodeRequested<H>
-where
-    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
-    Stack<H>: Service<RequestCode, Response = Response<RequestCodeResponse>, Error = Error>
-        + Service<VerifyCode, Response = Response<VerifyCodeResponse>, Error = Error>,
-{
-    /// Sends a new code (the previous one stops working).
-    ///
-    /// # Errors
-    ///
-    /// The call's error, with this state to try again from.
-    pub async fn request_code_again(
-        self,
-        method: CodeMethod,
-        language: Language,
-    ) -> Result<Self, StepError<Self>> {
-        let mut op = RequestCode::new(self.id, method, language);
-        if self.pre_verified {
-            op = op.pre_verified();
-        }
-        advance(self, op).await
-    }
-
-    /// Checks the code the number received.
-    ///
-    /// # Errors
-    ///
-    /// The call's error (`wrong_code` for a wrong code), with this state to try again.
-    pub async fn verify(self, code: VerificationCode) -> Result<Verified<H>, StepError<Self>> {
-        let mut op = VerifyCode::new(self.id, code);
-        if self.pre_verified {
-            op = op.pre_verified();
-        }
-        advance(self, op).await
-    }
-}
-
-impl<H> Verified<H>
-where
-    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
-    Stack<H>: Service<Register, Response = Response<SuccessResponse>, Error = Error>,
-{
-    /// Registers the number with `pin`.
-    ///
-    /// # Errors
-    ///
-    /// The call's error, with this state to try again from (mind the 10-per-72-hours
-    /// budget: the error says when the next call is allowed).
-    pub async fn register(self, pin: Pin) -> Result<Registered<H>, StepError<Self>> {
-        let op = Register::new(self.id, pin);
-        self.register_with(op).await
-    }
-
-    /// Registers with a prepared [`Register`] (backup, tier, region).
-    ///
-    /// # Errors
-    ///
-    /// As [`register`](Self::register); also `invalid_input` when `op` is for another number.
-    pub async fn register_with(self, op: Register) -> Result<Registered<H>, StepError<Self>> {
-        if op.phone_number_id != self.id {
-            let error = Error::invalid_input("the Register operation is for another number");
-            return Err(StepError { state: self, error });
-        }
-        advance(self, op).await
-    }
-}
-
-impl<H> Registered<H>
-where
-    H: Service<http::Request<RequestBody>> + Clone + Send + Sync + 'static,
-    Stack<H>: Service<Deregister, Response = Response<SuccessResponse>, Error = Error>,
-{
-    /// Deregisters the number.
-    ///
-    /// # Errors
-    ///
-    /// The call's error, with this state to try again from.
-    pub async fn deregister(self) -> Result<Deregistered<H>, StepError<Self>> {
-        let op = Deregister::new(self.id);
-        advance(self, op).await
     }
 }
 

@@ -4,8 +4,8 @@ use std::future::{Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::memory::MemoryStore;
-use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
+use crate::rate_limit::store::MemoryStore;
+use crate::rate_limit::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
 /// The in-process store or, with the `redis` feature, the Redis store.
 #[derive(Clone, Debug)]

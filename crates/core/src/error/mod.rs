@@ -9,183 +9,18 @@ use std::fmt;
 use std::time::Duration;
 
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
 
-use crate::meaning::Meaning;
+mod graph;
+mod kind;
+mod meaning;
+
+pub use self::graph::GraphApiError;
+pub use self::kind::{ErrorKind, TimeoutKind};
+pub(crate) use self::meaning::REGISTRATION_BLOCK;
+pub use self::meaning::{Meaning, Throttle};
 use crate::meta::ResponseMeta;
 
 type Source = Box<dyn StdError + Send + Sync>;
-
-/// What kind of failure happened, i.e. what the caller may do about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// HTTP 400: a parameter was refused.
-    BadRequest,
-    /// HTTP 401 or Graph code 190: the token is missing, invalid or expired.
-    Auth,
-    /// HTTP 403: the app may not act on this number.
-    Permission,
-    /// HTTP 404: the number is unknown.
-    NotFound,
-    /// HTTP 422: the number is not eligible right now.
-    Unprocessable,
-    /// HTTP 429, a Graph throttle code, or a local limit: wait before calling again.
-    RateLimited,
-    /// HTTP 5xx.
-    Server,
-    /// An attempt timeout or the overall deadline fired.
-    Timeout,
-    /// The connection failed (refused, DNS, TLS, reset).
-    Transport,
-    /// The answer was not understood (HTML, empty, truncated, oversized, wrong JSON).
-    Protocol,
-    /// HTTP 200 with `success: false`.
-    Unsuccessful,
-    /// Refused locally before anything was sent.
-    InvalidInput,
-    /// Graph code 136025: the verification code is wrong.
-    WrongCode,
-}
-
-impl ErrorKind {
-    /// The snake_case name used in JSON output and spans (`rate_limited`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Permission => "permission",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Unprocessable => "unprocessable",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Server => "server",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Transport => "transport",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Unsuccessful => "unsuccessful",
-            ErrorKind::InvalidInput => "invalid_input",
-            ErrorKind::WrongCode => "wrong_code",
-        }
-    }
-
-    /// The kind an HTTP error status stands for when the body has no overriding code.
-    pub fn from_status(status: StatusCode) -> Self {
-        match status.as_u16() {
-            401 => ErrorKind::Auth,
-            403 => ErrorKind::Permission,
-            404 => ErrorKind::NotFound,
-            422 => ErrorKind::Unprocessable,
-            429 => ErrorKind::RateLimited,
-            500..=599 => ErrorKind::Server,
-            // 400 and every other 4xx.
-            400..=499 => ErrorKind::BadRequest,
-            _ => ErrorKind::Protocol,
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Which timeout fired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TimeoutKind {
-    /// One attempt took longer than the attempt timeout.
-    Attempt,
-    /// The whole call, backoff sleeps included, passed its deadline.
-    Deadline,
-}
-
-/// Meta's error body: the `error` object of a Graph API error answer.
-///
-/// Every documented field is typed; `error_data`, `href` and any field Meta adds later are
-/// kept too, so nothing Meta says is lost.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct GraphApiError {
-    /// A description of the error.
-    #[serde(default)]
-    pub message: String,
-    /// The error type, e.g. `OAuthException`.
-    #[serde(rename = "type", default)]
-    pub error_type: String,
-    /// The Graph error code.
-    pub code: i64,
-    /// The subcode, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_subcode: Option<i64>,
-    /// The trace id to quote to Meta support.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fbtrace_id: Option<String>,
-    /// Whether the error is temporary and the call may succeed when retried.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub is_transient: Option<bool>,
-    /// A title to show the end user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_user_title: Option<String>,
-    /// A message to show the end user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_user_msg: Option<String>,
-    /// Extra data, e.g. `details` with the wait for 133008/133009.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_data: Option<serde_json::Value>,
-    /// A link to documentation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub href: Option<String>,
-    /// Every other field, kept as sent.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl GraphApiError {
-    /// An error body with the required fields; the rest empty.
-    pub fn new(message: impl Into<String>, error_type: impl Into<String>, code: i64) -> Self {
-        Self {
-            message: message.into(),
-            error_type: error_type.into(),
-            code,
-            error_subcode: None,
-            fbtrace_id: None,
-            is_transient: None,
-            error_user_title: None,
-            error_user_msg: None,
-            error_data: None,
-            href: None,
-            extra: serde_json::Map::new(),
-        }
-    }
-
-    /// Parses a whole answer body `{"error": {...}}`.
-    pub fn from_body(body: &[u8]) -> Option<Self> {
-        #[derive(Deserialize)]
-        struct Envelope {
-            error: GraphApiError,
-        }
-        serde_json::from_slice::<Envelope>(body)
-            .ok()
-            .map(|e| e.error)
-    }
-
-    /// Writes the whole answer body `{"error": {...}}`.
-    pub fn to_body(&self) -> String {
-        #[derive(Serialize)]
-        struct Envelope<'a> {
-            error: &'a GraphApiError,
-        }
-        // A map of strings and JSON values always serializes.
-        serde_json::to_string(&Envelope { error: self }).unwrap_or_default()
-    }
-
-    /// The classification of [`code`](Self::code), when it is a known one.
-    pub fn meaning(&self) -> Option<Meaning> {
-        Meaning::from_code(self.code, self.error_subcode)
-    }
-}
-
 /// Whether a request may have reached the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reach {
@@ -409,6 +244,29 @@ impl Error {
         self.kind() == ErrorKind::Timeout
     }
 
+    /// Whether Meta throttled the call, and what it said about waiting: a 429 of any code,
+    /// or a throttle code (4, 613, 80007, 130429, 136024, 133016) whatever the status.
+    /// `None` for anything else, and for local refusals (nothing was answered).
+    pub fn throttle(&self) -> Option<Throttle> {
+        if !self.is_answer() {
+            return None;
+        }
+        let meaning = self.meaning();
+        let throttled = self.status().is_some_and(|s| s.as_u16() == 429)
+            || meaning.is_some_and(Meaning::is_throttle);
+        if !throttled {
+            return None;
+        }
+        let documented = match meaning {
+            Some(Meaning::RegistrationRateLimited) => Some(meaning::REGISTRATION_BLOCK),
+            _ => None,
+        };
+        Some(Throttle {
+            hint: self.retry_after().or(documented),
+            app_wide: meaning == Some(Meaning::AppRateLimited) && self.meta().app_usage().is_some(),
+        })
+    }
+
     /// Whether the call was refused locally (invalid input or a local limit).
     pub fn is_local(&self) -> bool {
         self.inner.reach == Reach::NotSent && self.inner.kind != ErrorKind::Transport
@@ -472,27 +330,10 @@ impl fmt::Display for Error {
         }
         if i.kind == ErrorKind::RateLimited {
             if let Some(wait) = self.retry_after() {
-                write!(f, "; retry after {}", human(wait))?;
+                write!(f, "; retry after {}", crate::duration::format_wait(wait))?;
             }
         }
         Ok(())
-    }
-}
-
-/// A wait for people: `60s`, `2.5s`, `250ms`, rounded up.
-fn human(d: Duration) -> String {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    if ms >= 10_000 {
-        format!("{}s", ms.div_ceil(1000))
-    } else if ms >= 1000 {
-        let tenths = ms.div_ceil(100);
-        if tenths.is_multiple_of(10) {
-            format!("{}s", tenths / 10)
-        } else {
-            format!("{}.{}s", tenths / 10, tenths % 10)
-        }
-    } else {
-        format!("{ms}ms")
     }
 }
 
@@ -522,6 +363,12 @@ impl fmt::Debug for Error {
             d.field("source", s);
         }
         d.finish()
+    }
+}
+
+impl From<crate::duration::InvalidDuration> for Error {
+    fn from(e: crate::duration::InvalidDuration) -> Self {
+        Error::invalid_input(e.to_string())
     }
 }
 

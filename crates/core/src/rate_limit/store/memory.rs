@@ -27,15 +27,15 @@ use governor::nanos::Nanos;
 use governor::state::StateStore;
 use governor::RateLimiter;
 
-use super::limits::{Limits, MAX_QUOTAS};
-use super::quota::Quota;
-use super::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
+use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
+use crate::rate_limit::quota::Quota;
+use crate::rate_limit::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
 
 // ===== clock =====
 
 /// governor's clock on tokio's time, so tokio's paused clock drives the limiter in tests.
 #[derive(Clone, Debug)]
-pub struct TokioClock {
+struct TokioClock {
     start: tokio::time::Instant,
 }
 
@@ -60,7 +60,7 @@ impl Clock for TokioClock {
 /// A fast hasher for numeric keys: phone number ids are already well spread, so a
 /// multiply-rotate is enough and much cheaper than SipHash on the hot path.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeyHasher(u64);
+struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {

@@ -1,0 +1,185 @@
+//! Typed operations: the [`Operation`] trait every call implements, the context the layers
+//! write on it, and the verification calls with the validated values they carry.
+
+mod values;
+mod verification;
+
+use serde::de::DeserializeOwned;
+
+pub(crate) use self::values::{shown, SixDigits};
+pub use self::values::{ApiVersion, CodeMethod, Language, PhoneNumberId, VerificationCode};
+pub use self::verification::{RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse};
+
+/// How a body field is written: plain text in every encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    /// The parameter name (`code_method`, `language`, `code`).
+    pub name: &'static str,
+    /// The value, already validated.
+    pub value: &'a str,
+    /// Whether `value` is a JSON object: written as is in a JSON body, as text (the
+    /// object's JSON) in form and multipart bodies, as Graph reads them.
+    pub json: bool,
+}
+
+impl<'a> Field<'a> {
+    /// A text parameter.
+    pub fn text(name: &'static str, value: &'a str) -> Self {
+        Self {
+            name,
+            value,
+            json: false,
+        }
+    }
+
+    /// A JSON object parameter (already serialized).
+    pub fn json(name: &'static str, value: &'a str) -> Self {
+        Self {
+            name,
+            value,
+            json: true,
+        }
+    }
+}
+
+/// When an operation may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryMode {
+    /// Retry when the server cannot have acted or says a retry is right
+    /// (`request_code`, `verify_code`).
+    Standard,
+    /// Retry only when the request was certainly never sent (connection refused, DNS, TLS).
+    OnlyIfNotSent,
+}
+
+/// Which attempt of a call an operation is sent as, and the backoff wait before it. The
+/// retry policy sets it on the copy it sends again; the boundary records it on the
+/// attempt's span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The wait that preceded this attempt.
+    pub waited: std::time::Duration,
+}
+
+impl Default for Attempt {
+    fn default() -> Self {
+        Self {
+            number: 1,
+            waited: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// A typed Graph API call: where it goes, what it sends and what it answers.
+pub trait Operation: Clone + Send + Sync + 'static {
+    /// The parsed 200 answer.
+    type Output: DeserializeOwned + Succeeded + Send + 'static;
+
+    /// The operation's name, used for spans and the path's last segment (`request_code`).
+    fn name(&self) -> &'static str;
+
+    /// The number the call is about.
+    fn phone_number_id(&self) -> PhoneNumberId;
+
+    /// Calls `f` with each body field in order.
+    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>));
+
+    /// The delivery method, when the operation has one (for spans).
+    fn code_method(&self) -> Option<CodeMethod> {
+        None
+    }
+
+    /// The language, when the operation has one (for spans).
+    fn language(&self) -> Option<Language> {
+        None
+    }
+
+    /// When this operation may be retried.
+    fn retry_mode(&self) -> RetryMode {
+        RetryMode::Standard
+    }
+
+    /// Which rate limits apply to it.
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::Other
+    }
+
+    /// What the layers record on this call as it goes down the stack (the attempt, the
+    /// deadline); `None` for operations that do not track it.
+    fn context(&self) -> Option<&CallContext> {
+        None
+    }
+
+    /// The call context to write to; `None` for operations that do not track it.
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        None
+    }
+
+    /// Which attempt this is (1 unless the retry policy set another).
+    fn attempt(&self) -> Attempt {
+        self.context().map(|c| c.attempt).unwrap_or_default()
+    }
+
+    /// Marks this copy as a later attempt; operations that do not track it ignore it.
+    fn set_attempt(&mut self, attempt: Attempt) {
+        if let Some(c) = self.context_mut() {
+            c.attempt = attempt;
+        }
+    }
+}
+
+/// What the layers write on an operation as it goes down the stack: which attempt this
+/// copy is, and when the whole call must end (set by the `Deadline` layer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallContext {
+    /// Which attempt this copy is sent as.
+    pub attempt: Attempt,
+    /// When the whole call must end, if it has a deadline.
+    pub deadline: Option<tokio::time::Instant>,
+}
+
+/// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.
+pub trait Succeeded {
+    /// Whether the API said `success: true`.
+    fn succeeded(&self) -> bool;
+}
+
+/// What kind of call an operation is, for the limits that apply to it: sending codes,
+/// checking them and registration never share a budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuotaClass {
+    /// Sends a code (`request_code`): the per-number quotas.
+    RequestCode,
+    /// Checks a code (`verify_code`): the per-number quotas and the wrong-code guard.
+    VerifyCode,
+    /// `register` / `deregister`: the registration budget (10 calls per 72 hours).
+    Registration,
+    /// Anything else: the global quota only.
+    Other,
+}
+
+impl QuotaClass {
+    /// The class's name in keys and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaClass::RequestCode => "request_code",
+            QuotaClass::VerifyCode => "verify_code",
+            QuotaClass::Registration => "registration",
+            QuotaClass::Other => "other",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            QuotaClass::RequestCode => 0,
+            QuotaClass::VerifyCode => 1,
+            QuotaClass::Registration => 2,
+            QuotaClass::Other => 3,
+        }
+    }
+}

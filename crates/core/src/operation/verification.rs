@@ -1,0 +1,175 @@
+//! The verification calls: `request_code` and `verify_code`.
+
+use serde::Deserialize;
+
+use super::values::{CodeMethod, Language, PhoneNumberId, VerificationCode};
+use super::{CallContext, Field, Operation, QuotaClass, Succeeded};
+
+/// `POST /{version}/{phone_number_id}/request_code`: send a code by SMS or voice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestCode {
+    phone_number_id: PhoneNumberId,
+    code_method: CodeMethod,
+    language: Language,
+    pre_verified: bool,
+    context: CallContext,
+}
+
+impl RequestCode {
+    /// A request for a code sent to `phone_number_id` by `code_method` in `language`.
+    pub fn new(
+        phone_number_id: PhoneNumberId,
+        code_method: CodeMethod,
+        language: Language,
+    ) -> Self {
+        Self {
+            phone_number_id,
+            code_method,
+            language,
+            pre_verified: false,
+            context: CallContext::default(),
+        }
+    }
+
+    /// Marks the id as a pre-verified phone number id (Meta's
+    /// `/{Version}/{Pre-Verified-Phone-Number-ID}/request_code`: same path and body).
+    #[must_use]
+    pub fn pre_verified(mut self) -> Self {
+        self.pre_verified = true;
+        self
+    }
+
+    /// Whether the id is a pre-verified phone number id.
+    pub fn is_pre_verified(&self) -> bool {
+        self.pre_verified
+    }
+}
+
+impl Operation for RequestCode {
+    type Output = RequestCodeResponse;
+
+    fn name(&self) -> &'static str {
+        "request_code"
+    }
+
+    fn phone_number_id(&self) -> PhoneNumberId {
+        self.phone_number_id
+    }
+
+    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
+        f(Field::text("code_method", self.code_method.as_str()));
+        f(Field::text("language", self.language.as_str()));
+    }
+
+    fn code_method(&self) -> Option<CodeMethod> {
+        Some(self.code_method)
+    }
+
+    fn language(&self) -> Option<Language> {
+        Some(self.language)
+    }
+
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::RequestCode
+    }
+
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
+    }
+
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
+    }
+}
+
+/// The 200 answer of `request_code`: `{"success": true}`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct RequestCodeResponse {
+    /// Whether the code was sent.
+    pub success: bool,
+}
+
+impl Succeeded for RequestCodeResponse {
+    fn succeeded(&self) -> bool {
+        self.success
+    }
+}
+
+/// `POST /{version}/{phone_number_id}/verify_code`: check the code the user received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyCode {
+    phone_number_id: PhoneNumberId,
+    code: VerificationCode,
+    pre_verified: bool,
+    context: CallContext,
+}
+
+impl VerifyCode {
+    /// A check of `code` for `phone_number_id`.
+    pub fn new(phone_number_id: PhoneNumberId, code: VerificationCode) -> Self {
+        Self {
+            phone_number_id,
+            code,
+            pre_verified: false,
+            context: CallContext::default(),
+        }
+    }
+
+    /// Marks the id as a pre-verified phone number id (same path and body).
+    #[must_use]
+    pub fn pre_verified(mut self) -> Self {
+        self.pre_verified = true;
+        self
+    }
+
+    /// Whether the id is a pre-verified phone number id.
+    pub fn is_pre_verified(&self) -> bool {
+        self.pre_verified
+    }
+}
+
+impl Operation for VerifyCode {
+    type Output = VerifyCodeResponse;
+
+    fn name(&self) -> &'static str {
+        "verify_code"
+    }
+
+    fn phone_number_id(&self) -> PhoneNumberId {
+        self.phone_number_id
+    }
+
+    fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>)) {
+        f(Field::text("code", self.code.expose_secret()));
+    }
+
+    fn quota_class(&self) -> QuotaClass {
+        QuotaClass::VerifyCode
+    }
+
+    fn context(&self) -> Option<&CallContext> {
+        Some(&self.context)
+    }
+
+    fn context_mut(&mut self) -> Option<&mut CallContext> {
+        Some(&mut self.context)
+    }
+}
+
+/// The 200 answer of `verify_code`: `{"success": true, "id": "<phone number id>"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct VerifyCodeResponse {
+    /// Whether the code was right.
+    pub success: bool,
+    /// The verified number's id, when Meta sends it.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+impl Succeeded for VerifyCodeResponse {
+    fn succeeded(&self) -> bool {
+        self.success
+    }
+}

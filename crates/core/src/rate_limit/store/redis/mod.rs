@@ -1,0 +1,368 @@
+//! The Redis store: every replica shares one GCRA state per number, checked by one Lua
+//! script on the server's clock in one round trip.
+//!
+//! One script checks a call's number cooldown, the app's cooldown, the wrong-code guard,
+//! the registration budget, every per-number quota and the global quota together, and
+//! takes a slot of each only when all allow. Calls made at the same moment share one
+//! script call (a batch, answered in order as if one by one), which is what lets one
+//! Redis core answer well over 100k calls a second. Keys carry a prefix and expire as soon
+//! as their state no longer matters, so Redis memory stays bounded.
+//!
+//! When Redis fails (unreachable, or slower than the store timeout), `on_store_error`
+//! decides: `local` (the default) falls back to an in-process store holding this
+//! replica's share of each quota, `deny` refuses, `allow` lets the call through. During an
+//! outage one call probes Redis every 200 ms, so it is used again soon after it is back,
+//! while the other calls are answered by the policy at once.
+//!
+//! The keys of one call live in different hash slots, so the script needs a single Redis
+//! (or a primary with replicas), not Redis Cluster.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use redis::aio::ConnectionManagerConfig;
+use redis::Script;
+use tokio::sync::oneshot;
+
+mod batch;
+mod keys;
+mod probe;
+mod state;
+
+use self::batch::{gcra, Check, Queue, ACQUIRE, S_GLOBAL, S_NUMBER};
+use self::keys::{Key, Number};
+use self::state::{micros, Inner};
+use crate::error::Error;
+use crate::rate_limit::limits::Limits;
+use crate::rate_limit::quota::{Quota, Rate};
+use crate::rate_limit::store::{
+    Acquire, Admission, Lesson, MemoryStore, QuotaClass, RateLimitStore, Scope,
+};
+pub use crate::rate_limit::store::{OnStoreError, RedisUrl, StoreConfig};
+
+/// KEYS: the cooldown key. ARGV: wait µs. Keeps the later of the two ends.
+const COOLDOWN: &str = include_str!("cooldown.lua");
+
+/// KEYS: the wrong-code counter. ARGV: window ms. The window starts at the first one.
+const WRONG_CODE: &str = include_str!("wrong_code.lua");
+
+/// The shared store. See the [module docs](self).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    queue: Arc<Queue>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("config", &self.inner.config)
+            .field("limits", &self.inner.limits)
+            .field("outage", &self.inner.outage.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// A quota held by one of `replicas` replicas: the same burst share, `replicas` times
+/// slower (the quota itself when that would pass the bounds of a rate).
+fn share(q: Quota, replicas: u32) -> Quota {
+    let replicas = replicas.max(1);
+    q.rate
+        .period()
+        .checked_mul(replicas)
+        .and_then(|period| Rate::new(q.rate.count(), period).ok())
+        .and_then(|rate| Quota::try_new(rate, (q.burst().get() / replicas).max(1)).ok())
+        .unwrap_or(q)
+}
+
+impl RedisStore {
+    /// A store over Redis at `config.url` enforcing `limits`. Connects lazily, so it
+    /// can be built before Redis is up; calls use the fallback until it answers.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` when the URL cannot be used.
+    pub fn new(config: StoreConfig, limits: Limits) -> Result<Self, Error> {
+        let url = config.url.as_ref().ok_or_else(|| {
+            Error::invalid_input(
+                "rate_limit.store.kind = \"redis\" needs rate_limit.store.url (redis://host:port)",
+            )
+        })?;
+        if config.replicas == 0 {
+            return Err(Error::invalid_input(
+                "rate_limit.store.replicas must be at least 1",
+            ));
+        }
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|_| Error::invalid_input(format!("cannot use Redis URL {url}")))?;
+        let conn_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout.max(Duration::from_millis(10)) * 4))
+            .set_response_timeout(Some(config.timeout))
+            // No retries inside: a failed check falls back at once, and the outage probe
+            // is the retry.
+            .set_number_of_retries(0);
+        limits.validate()?;
+        if config.timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "rate_limit.store.timeout must be longer than zero",
+            ));
+        }
+        let mut quotas = Vec::new();
+        let mut per_class: [Vec<usize>; 4] = Default::default();
+        for class in [QuotaClass::RequestCode, QuotaClass::VerifyCode] {
+            for q in limits.per_number_for(class) {
+                per_class[class.index()].push(quotas.len());
+                quotas.push(gcra(*q, S_NUMBER));
+            }
+        }
+        if let Some(g) = limits.global {
+            quotas.push(gcra(g, S_GLOBAL));
+        }
+        let mut local = limits.clone();
+        let shares = |qs: &[Quota]| -> Vec<Quota> {
+            qs.iter().map(|q| share(*q, config.replicas)).collect()
+        };
+        local.per_number = shares(&limits.per_number);
+        local.verify_per_number = shares(&limits.verify_per_number);
+        local.global = limits.global.map(|q| share(q, config.replicas));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                conn_config,
+                conn: Mutex::new(None),
+                acquire: Script::new(ACQUIRE),
+                cooldown: Script::new(COOLDOWN),
+                wrong_code: Script::new(WRONG_CODE),
+                quotas,
+                per_class,
+                fallback: MemoryStore::with_limits(local, 1 << 16),
+                fallbacks: AtomicU64::new(0),
+                limits,
+                config,
+                outage: AtomicBool::new(false),
+                probe_at: AtomicU64::new(0),
+                epoch: tokio::time::Instant::now(),
+            }),
+            queue: Arc::new(Queue {
+                tx: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The in-process store used while Redis is down (this replica's share).
+    pub fn fallback(&self) -> &MemoryStore {
+        &self.inner.fallback
+    }
+
+    /// Whether Redis is considered down right now.
+    pub fn is_in_outage(&self) -> bool {
+        self.inner.outage.load(Ordering::Relaxed)
+    }
+
+    /// How many checks so far were answered by `on_store_error` instead of Redis: the
+    /// number to watch, since those calls were not limited across replicas.
+    pub fn fallback_answers(&self) -> u64 {
+        self.inner.fallbacks.load(Ordering::Relaxed)
+    }
+
+    fn key(&self, key: Key) -> String {
+        format!("{}{key}", self.inner.config.key_prefix)
+    }
+}
+
+/// The future of a Redis check: a place in the next batch, then the batch's answer.
+/// Nothing is sent before it is first polled.
+pub struct RedisFuture {
+    inner: Arc<Inner>,
+    key: Option<u64>,
+    class: QuotaClass,
+    /// Until the check is handed to the batcher.
+    queue: Option<Arc<Queue>>,
+    reply: Option<oneshot::Receiver<Option<Admission>>>,
+}
+
+impl fmt::Debug for RedisFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisFuture")
+            .field("key", &self.key)
+            .field("class", &self.class)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for RedisFuture {
+    type Output = Admission;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Admission> {
+        let this = self.get_mut();
+        if let Some(queue) = this.queue.take() {
+            let (reply, rx) = oneshot::channel();
+            let check = Check {
+                key: this.key,
+                class: this.class,
+                queued: tokio::time::Instant::now(),
+                reply,
+            };
+            if queue.push(&this.inner, check).is_err() {
+                return Poll::Ready(this.inner.on_error(this.key, this.class));
+            }
+            this.reply = Some(rx);
+        }
+        let answer = match this.reply.as_mut() {
+            Some(rx) => ready!(Pin::new(rx).poll(cx)).ok().flatten(),
+            None => None,
+        };
+        this.reply = None;
+        // The batch bounds the wait by the store timeout; a failed one answers `None`.
+        Poll::Ready(answer.unwrap_or_else(|| this.inner.on_error(this.key, this.class)))
+    }
+}
+
+impl RateLimitStore for RedisStore {
+    type Future = RedisFuture;
+    type LearnFuture = LearnFuture;
+
+    fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<RedisFuture> {
+        let i = &*self.inner;
+        if i.skipping() {
+            return Acquire::Ready(i.on_error(key, class));
+        }
+        Acquire::Pending(RedisFuture {
+            inner: self.inner.clone(),
+            key,
+            class,
+            queue: Some(self.queue.clone()),
+            reply: None,
+        })
+    }
+
+    fn refusal_message(&self, scope: Scope) -> String {
+        self.inner.limits.refusal_message(scope)
+    }
+
+    fn learn(&self, key: Option<u64>, class: QuotaClass, lesson: Lesson) -> LearnFuture {
+        // The fallback learns too, so an outage right after does not forget it.
+        self.inner.fallback.record_lesson(key, class, lesson);
+        let number = Number(key);
+        // The script as a way to find it, since the task below owns the store.
+        type Pick = fn(&Inner) -> &Script;
+        let (script, redis_key, arg): (Pick, _, _) = match lesson {
+            Lesson::Throttled { wait, app_wide } => {
+                let cap = self.inner.limits.cooldown_cap(class);
+                let k = if app_wide || key.is_none() {
+                    self.key(Key::AppCooldown(class))
+                } else {
+                    self.key(Key::Cooldown(class, number))
+                };
+                (|i| &i.cooldown, k, micros(wait.min(cap)))
+            }
+            Lesson::WrongCode => {
+                let (Some(_), Some(w)) = (key, self.inner.limits.wrong_codes) else {
+                    return LearnFuture(None);
+                };
+                (
+                    |i| &i.wrong_code,
+                    self.key(Key::WrongCodes(number)),
+                    i64::try_from(w.window().as_millis()).unwrap_or(i64::MAX),
+                )
+            }
+        };
+        let store = self.inner.clone();
+        // Outside a runtime only the fallback learns; Redis hears of it from the next
+        // replica that meets the same answer.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return LearnFuture(None);
+        };
+        // A task of its own, awaited by the call: the lesson lands even if the caller
+        // gives up on the call meanwhile, and the call returns only once it has landed
+        // (or the store timeout passed), so a process that exits right after keeps it.
+        LearnFuture(Some(runtime.spawn(async move {
+            let i = &*store;
+            let mut inv = script(i).prepare_invoke();
+            inv.key(&redis_key).arg(arg);
+            let record = async { inv.invoke_async::<i64>(&mut i.conn()?).await };
+            match tokio::time::timeout(i.config.timeout, record).await {
+                Ok(Ok(_)) => {}
+                _ => i.failed("could not record a lesson"),
+            }
+        })))
+    }
+}
+
+/// The future of recording a lesson in Redis: done when the lesson is in Redis, or the
+/// store timeout has passed (the fallback has it either way).
+#[derive(Debug)]
+pub struct LearnFuture(Option<tokio::task::JoinHandle<()>>);
+
+impl Future for LearnFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.get_mut().0.as_mut() {
+            // A task that panicked or was cancelled has nothing more to wait for.
+            Some(task) => Pin::new(task).poll(cx).map(|_| ()),
+            None => Poll::Ready(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_share_is_slower_by_the_replica_count() {
+        let q = Quota::new("6/min".parse().unwrap(), 3);
+        let s = share(q, 3);
+        assert_eq!(s.rate.interval(), Duration::from_secs(30));
+        assert_eq!(s.burst().get(), 1);
+    }
+
+    /// Nothing can reach Redis without a runtime; the fallback answers and nothing panics.
+    #[test]
+    fn outside_a_runtime_the_fallback_answers() {
+        let limits = Limits::quotas(&[Quota::new("1/h".parse().unwrap(), 1)], None);
+        let mut config = StoreConfig::default();
+        config.url = Some("redis://127.0.0.1:1".parse().unwrap());
+        config.key_prefix = "t:".into();
+        let store = RedisStore::new(config, limits).unwrap();
+        store.learn(
+            Some(2),
+            QuotaClass::RequestCode,
+            Lesson::Throttled {
+                wait: Duration::from_secs(60),
+                app_wide: false,
+            },
+        );
+        let poll = |key| {
+            let Acquire::Pending(mut f) = store.acquire(Some(key), QuotaClass::RequestCode) else {
+                panic!("Redis is not known to be down yet");
+            };
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            match Pin::new(&mut f).poll(&mut cx) {
+                Poll::Ready(a) => a,
+                Poll::Pending => panic!("answered at once"),
+            }
+        };
+        assert_eq!(poll(1), Admission::Go);
+        assert!(matches!(
+            poll(1),
+            Admission::Wait {
+                scope: Scope::Number,
+                ..
+            }
+        ));
+        assert!(matches!(
+            poll(2),
+            Admission::Wait {
+                scope: Scope::Cooldown,
+                ..
+            }
+        ));
+    }
+}
