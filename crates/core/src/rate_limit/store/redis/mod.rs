@@ -327,9 +327,11 @@ mod tests {
     #[test]
     fn outside_a_runtime_the_fallback_answers() {
         let limits = Limits::quotas(&[Quota::new("1/h".parse().unwrap(), 1)], None);
-        let mut config = StoreConfig::default();
-        config.url = Some("redis://127.0.0.1:1".parse().unwrap());
-        config.key_prefix = "t:".into();
+        let config = StoreConfig {
+            url: Some("redis://127.0.0.1:1".parse().unwrap()),
+            key_prefix: "t:".into(),
+            ..StoreConfig::default()
+        };
         let store = RedisStore::new(config, limits).unwrap();
         store.learn(
             Some(2),
