@@ -135,7 +135,9 @@ fn paths(code: &str) -> Vec<(Vec<String>, bool)> {
 
 /// `a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e`.
 fn expand(tree: &str) -> Vec<Vec<String>> {
-    let tree: String = tree.split_whitespace().collect();
+    // Spaces only matter around `as`; everything else is joined.
+    let tree = tree.split_whitespace().collect::<Vec<_>>().join(" ");
+    let tree = tree.replace(" as ", "@as@").replace(' ', "");
     fn go(prefix: &[String], t: &str, out: &mut Vec<Vec<String>>) {
         let t = t.trim_matches(',');
         if t.is_empty() {
@@ -166,13 +168,13 @@ fn expand(tree: &str) -> Vec<Vec<String>> {
             go(&full, &inner[last..], out);
         } else {
             let mut full = prefix.to_vec();
-            let t = t.split(" as ").next().unwrap_or(t);
+            let t = t.split("@as@").next().unwrap_or(t);
             full.extend(t.split("::").filter(|s| !s.is_empty()).map(str::to_owned));
             out.push(full);
         }
     }
     let mut out = Vec::new();
-    go(&[], &tree.replace(" as ", " as "), &mut out);
+    go(&[], &tree, &mut out);
     out
 }
 
@@ -320,6 +322,14 @@ fn imports_between_modules_run_one_way() {
 
 #[test]
 fn the_scanner_sees_a_cycle_and_follows_reexports() {
+    assert_eq!(
+        expand("crate::a::{B as C, d::{e, f}}"),
+        vec![
+            vec!["crate", "a", "B"],
+            vec!["crate", "a", "d", "e"],
+            vec!["crate", "a", "d", "f"]
+        ]
+    );
     let dir = std::env::temp_dir().join(format!("wa-verify-layout-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("b")).unwrap();
