@@ -237,7 +237,7 @@ impl CommonArgs {
 
 /// Runs one operation the way every calling subcommand does: validate, start the sandbox
 /// if asked, call through the full stack, print, and return the exit code. SIGINT or
-/// SIGTERM mid-call stops the call and prints what is known (see [`signals`]).
+/// SIGTERM mid-call stops the call and prints what is known (see `crate::signals`).
 pub(crate) async fn call<O>(
     common: &CommonArgs,
     op: Result<O, Error>,

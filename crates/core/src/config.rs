@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Durations in config files (the crate-wide [`duration`](crate::duration) module).
+/// Durations in config files (the crate-wide [`crate::duration`] module).
 pub use crate::duration;
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, DEFAULT_BODY_LIMIT};

@@ -102,7 +102,7 @@ pub fn format(d: Duration) -> String {
     }
 }
 
-/// A wait for a person or a script: [`format`], rounded up to the millisecond (never
+/// A wait for a person or a script: [`format()`], rounded up to the millisecond (never
 /// earlier than the wait really is).
 pub fn format_wait(d: Duration) -> String {
     let ms = d.as_nanos().div_ceil(1_000_000);

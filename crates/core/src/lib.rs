@@ -71,7 +71,13 @@
 //!
 //! # Feature flags
 //!
+//! None is on by default.
+//!
+//! - `redis`: the Redis rate-limit store ([`rate_limit::redis`]), shared by every replica.
 //! - `native-roots`: trust the operating system's certificate store instead of webpki roots.
+//! - `aws-lc-rs`: make rustls' aws-lc-rs the transport's crypto provider instead of ring (a
+//!   large C build). Either way the provider is named explicitly, never read from or
+//!   installed as rustls' process default; [`ClientBuilder::crypto_provider`] takes any.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
@@ -114,7 +120,7 @@ pub mod transport;
 
 pub use self::client::{Client, ClientBuilder, HttpService, Stack};
 pub use self::error::{Error, ErrorKind, GraphApiError, Meaning, Throttle, TimeoutKind};
-pub use self::meta::{ResponseMeta, MAX_HINT};
+pub use self::meta::ResponseMeta;
 pub use self::operation::{
     ApiVersion, Attempt, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId,
     RequestCode, RequestCodeResponse, RetryMode, Succeeded, VerificationCode, VerifyCode,

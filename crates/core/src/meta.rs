@@ -11,9 +11,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-fb-request-id");
 const BUSINESS_USAGE: HeaderName = HeaderName::from_static("x-business-use-case-usage");
 const APP_USAGE: HeaderName = HeaderName::from_static("x-app-usage");
 
-/// The longest wait a server hint may ask for; anything above is clamped, so a hostile or
-/// broken header cannot park a caller for years.
-pub const MAX_HINT: Duration = Duration::from_secs(72 * 3600);
+/// The longest wait a server hint may ask for: Meta's longest documented block (72 hours);
+/// anything above is clamped, so a hostile or broken header cannot park a caller for years.
+pub(crate) const MAX_HINT: Duration = Duration::from_secs(72 * 3600);
 
 /// Metadata of one HTTP answer, successful or not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,13 +78,13 @@ impl ResponseMeta {
         self.request_id.as_ref().and_then(|v| v.to_str().ok())
     }
 
-    /// The `Retry-After` header (seconds or HTTP date), clamped to [`MAX_HINT`].
+    /// The `Retry-After` header (seconds or HTTP date), clamped to 72 hours.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 
     /// The largest `estimated_time_to_regain_access` (minutes on the wire) in the usage
-    /// headers, clamped to [`MAX_HINT`].
+    /// headers, clamped to 72 hours.
     pub fn regain_access(&self) -> Option<Duration> {
         self.regain_access
     }

@@ -3,8 +3,8 @@
 //!
 //! Meta allows 10 register/deregister calls per number in a moving 72 hours, then blocks
 //! the number for 72 hours (error 133016). So these operations are never retried after
-//! the request may have reached Meta ([`RetryMode::OnlyIfNotSent`]), and they share a
-//! per-number budget in the rate limiter ([`QuotaClass::Registration`]).
+//! the request may have reached Meta ([`RetryMode::OnlyIfNotSent`](crate::RetryMode::OnlyIfNotSent)), and they share a
+//! per-number budget in the rate limiter ([`QuotaClass::Registration`](crate::rate_limit::QuotaClass::Registration)).
 //!
 //! # The flow
 //!

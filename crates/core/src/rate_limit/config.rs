@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::{window_or_off, Limits, WindowLimit};
+use super::limits::{window_or_off, Limits, WindowLimit, DEFAULT_COOLDOWN};
 use super::quota::Quota;
 use super::service::RateLimitLayer;
 use super::store::{AnyStore, MemoryStore, StoreConfig, StoreKind};
@@ -60,7 +60,7 @@ impl Default for RateLimitConfig {
             evict_every: 1 << 16,
             registration: limits.registration,
             wrong_codes: limits.wrong_codes,
-            default_cooldown: Duration::from_secs(600),
+            default_cooldown: DEFAULT_COOLDOWN,
             max_cooldown: limits.max_cooldown,
             store: StoreConfig::default(),
         }

@@ -15,6 +15,9 @@ use crate::error::{Error, REGISTRATION_BLOCK};
 /// (ten years, [`duration::MAX`](crate::duration::MAX)).
 pub const MAX_SPAN: Duration = crate::duration::MAX;
 
+/// How long a number (or the app) cools down after a throttle that gave no wait hint.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(600);
+
 /// The most per-number quotas one kind of call may have: a check decides them all before
 /// it takes any, on the stack.
 pub const MAX_QUOTAS: usize = 8;

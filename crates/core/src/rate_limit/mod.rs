@@ -53,7 +53,7 @@ mod store;
 use std::time::Duration;
 
 pub use self::config::RateLimitConfig;
-pub use self::limits::{Limits, WindowLimit, MAX_QUOTAS, MAX_SPAN};
+pub use self::limits::{Limits, WindowLimit, DEFAULT_COOLDOWN, MAX_QUOTAS, MAX_SPAN};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
 #[cfg(feature = "redis")]

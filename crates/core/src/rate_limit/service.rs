@@ -7,6 +7,7 @@ use std::time::Duration;
 use tower::{Layer, Service};
 
 use super::future::{Learn, ResponseFuture};
+use super::limits::DEFAULT_COOLDOWN;
 use super::store::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
@@ -29,7 +30,7 @@ impl<St> RateLimitLayer<St> {
         Self {
             store,
             max_wait: Duration::ZERO,
-            default_cooldown: Some(Duration::from_secs(600)),
+            default_cooldown: Some(DEFAULT_COOLDOWN),
             stats: Arc::default(),
         }
     }
@@ -53,7 +54,7 @@ impl<St> RateLimitLayer<St> {
         self.default_cooldown = match (yes, self.default_cooldown) {
             (false, _) => None,
             (true, Some(d)) => Some(d),
-            (true, None) => Some(Duration::from_secs(600)),
+            (true, None) => Some(DEFAULT_COOLDOWN),
         };
         self
     }

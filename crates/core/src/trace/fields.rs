@@ -4,7 +4,7 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use crate::error::Error;
-use crate::operation::{ApiVersion, Operation};
+use crate::operation::{ApiVersion, Attempt, Operation};
 use crate::response::Response;
 
 /// The phone number id.
@@ -56,6 +56,17 @@ macro_rules! call_span {
             retry_after_ms = Empty,
         )
     };
+}
+
+/// The span of one attempt, a child of the call's span, with the backoff wait before it.
+/// The boundary opens it around each request it sends.
+pub fn attempt_span(attempt: Attempt) -> Span {
+    tracing::info_span!(
+        "attempt",
+        attempt = attempt.number,
+        backoff_wait_ms = attempt.waited.as_millis() as u64,
+        "http.response.status_code" = Empty,
+    )
 }
 
 /// The span for one call of `op`, named after the operation.

@@ -135,8 +135,10 @@ fn decide(gcra: &Gcra, clock: &TokioClock, tat: u64) -> Result<u64, Duration> {
 
 /// The in-process store (the default): zero setup, no allocation on its hot path once a
 /// number is tracked. Idle numbers are forgotten every `evict_every` calls, so memory
-/// stays bounded with millions of numbers. A call takes a slot of every limit or of none
-/// (see the [module docs](self)).
+/// stays bounded with millions of numbers. A call takes a slot of every limit or of none:
+/// each number's GCRA states are locked for the whole check and lent to governor's GCRA
+/// one at a time (governor cannot ask "would this pass?" without taking the slot), and
+/// its proposals are kept only when every limit allowed.
 ///
 /// Its limits hold in this process only; replicas each enforce their own.
 #[derive(Clone)]
