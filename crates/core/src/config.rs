@@ -155,9 +155,10 @@ impl TimeoutConfig {
         AttemptTimeoutLayer::new(self.attempt)
     }
 
-    /// The deadline layer.
+    /// The deadline layer. Its timer is the attempt layer's: this one only writes the
+    /// deadline on the request (see [`DeadlineLayer::enforced_below`]).
     pub fn deadline_layer(&self) -> DeadlineLayer {
-        DeadlineLayer::new(self.deadline)
+        DeadlineLayer::new(self.deadline).enforced_below()
     }
 }
 

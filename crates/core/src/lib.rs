@@ -102,6 +102,20 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// `context` and `context_mut` of an [`Operation`] whose [`CallContext`] is its `context`
+/// field: what the layers write on it as it goes down the stack.
+macro_rules! call_context_accessors {
+    () => {
+        fn context(&self) -> Option<&crate::operation::CallContext> {
+            Some(&self.context)
+        }
+
+        fn context_mut(&mut self) -> Option<&mut crate::operation::CallContext> {
+            Some(&mut self.context)
+        }
+    };
+}
+
 pub mod auth;
 mod client;
 pub mod config;

@@ -10,21 +10,32 @@ const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// Parses `500ms`, `2s`, `1.5m`, `2h`, `1d` (or a bare number of seconds).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" | "sec" | "second" | "seconds" => 1.0,
-        "m" | "min" | "minute" | "minutes" => 60.0,
-        "h" | "hour" | "hours" => 3600.0,
-        "d" | "day" | "days" => 86_400.0,
-        _ => f64::NAN,
-    };
-    match num.parse::<f64>().map(|n| n * scale) {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs <= MAX.as_secs_f64() => {
+    // Longer unit names first, so `ms` is not read as `s` and `min` not as `m`.
+    const UNITS: [(&str, f64); 14] = [
+        ("ms", 0.001),
+        ("seconds", 1.0),
+        ("second", 1.0),
+        ("sec", 1.0),
+        ("s", 1.0),
+        ("minutes", 60.0),
+        ("minute", 60.0),
+        ("min", 60.0),
+        ("m", 60.0),
+        ("hours", 3600.0),
+        ("hour", 3600.0),
+        ("h", 3600.0),
+        ("days", 86_400.0),
+        ("d", 86_400.0),
+    ];
+    let text = s.trim();
+    let (number, scale) = UNITS
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n.trim_end(), *scale)))
+        .unwrap_or((text, 1.0));
+    let valid = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let secs = if valid { number.parse::<f64>().ok() } else { None }.map(|n| n * scale);
+    match secs {
+        Some(secs) if secs.is_finite() && secs <= MAX.as_secs_f64() => {
             Ok(Duration::from_secs_f64(secs))
         }
         _ => Err(format!(

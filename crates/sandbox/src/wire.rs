@@ -31,14 +31,17 @@ pub(crate) fn is_code_method(s: &str) -> bool {
 /// list uses: two or three lower-case letters (`en`, `fil`), optionally followed by `_` and
 /// a two-letter region (`prs_AF`).
 pub(crate) fn is_language(s: &str) -> bool {
-    let (lang, region) = match s.split_once('_') {
-        Some((l, r)) => (l, Some(r)),
-        None => (s, None),
-    };
-    let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_lowercase());
-    let region_ok =
-        region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()));
-    lang_ok && region_ok
+    // The forms by length: `en`, `fil`, `en_US`, `prs_AF`.
+    let b = s.as_bytes();
+    let lower = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_lowercase);
+    let region = |at: usize| b[at] == b'_' && b[at + 1..].iter().all(u8::is_ascii_uppercase);
+    match b.len() {
+        2 => lower(0..2),
+        3 => lower(0..3),
+        5 => lower(0..2) && region(2),
+        6 => lower(0..3) && region(3),
+        _ => false,
+    }
 }
 
 /// `^[0-9]{6}$`: a verification code or a two-step PIN.

@@ -233,13 +233,7 @@ impl Operation for Register {
         QuotaClass::Registration
     }
 
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
+    call_context_accessors!();
 }
 
 /// `POST /{version}/{phone_number_id}/deregister`.
@@ -280,13 +274,7 @@ impl Operation for Deregister {
         QuotaClass::Registration
     }
 
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
+    call_context_accessors!();
 }
 
 /// The 200 answer of `register` and `deregister`: `{"success": true}`.

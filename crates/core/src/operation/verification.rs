@@ -5,6 +5,27 @@ use serde::Deserialize;
 use super::values::{CodeMethod, Language, PhoneNumberId, VerificationCode};
 use super::{CallContext, Field, Operation, QuotaClass, Succeeded};
 
+/// `pre_verified` and `is_pre_verified`: the calls Meta also offers on pre-verified phone
+/// number ids, at the same path with the same body.
+macro_rules! pre_verified_accessors {
+    ($edge:literal) => {
+        #[doc = concat!(
+            "Marks the id as a pre-verified phone number id (Meta's\n",
+            "`/{Version}/{Pre-Verified-Phone-Number-ID}/", $edge, "`: same path and body)."
+        )]
+        #[must_use]
+        pub fn pre_verified(mut self) -> Self {
+            self.pre_verified = true;
+            self
+        }
+
+        /// Whether the id is a pre-verified phone number id.
+        pub fn is_pre_verified(&self) -> bool {
+            self.pre_verified
+        }
+    };
+}
+
 /// `POST /{version}/{phone_number_id}/request_code`: send a code by SMS or voice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestCode {
@@ -31,18 +52,7 @@ impl RequestCode {
         }
     }
 
-    /// Marks the id as a pre-verified phone number id (Meta's
-    /// `/{Version}/{Pre-Verified-Phone-Number-ID}/request_code`: same path and body).
-    #[must_use]
-    pub fn pre_verified(mut self) -> Self {
-        self.pre_verified = true;
-        self
-    }
-
-    /// Whether the id is a pre-verified phone number id.
-    pub fn is_pre_verified(&self) -> bool {
-        self.pre_verified
-    }
+    pre_verified_accessors!("request_code");
 }
 
 impl Operation for RequestCode {
@@ -73,13 +83,7 @@ impl Operation for RequestCode {
         QuotaClass::RequestCode
     }
 
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
+    call_context_accessors!();
 }
 
 /// The 200 answer of `request_code`: `{"success": true}`.
@@ -116,17 +120,7 @@ impl VerifyCode {
         }
     }
 
-    /// Marks the id as a pre-verified phone number id (same path and body).
-    #[must_use]
-    pub fn pre_verified(mut self) -> Self {
-        self.pre_verified = true;
-        self
-    }
-
-    /// Whether the id is a pre-verified phone number id.
-    pub fn is_pre_verified(&self) -> bool {
-        self.pre_verified
-    }
+    pre_verified_accessors!("verify_code");
 }
 
 impl Operation for VerifyCode {
@@ -148,13 +142,7 @@ impl Operation for VerifyCode {
         QuotaClass::VerifyCode
     }
 
-    fn context(&self) -> Option<&CallContext> {
-        Some(&self.context)
-    }
-
-    fn context_mut(&mut self) -> Option<&mut CallContext> {
-        Some(&mut self.context)
-    }
+    call_context_accessors!();
 }
 
 /// The 200 answer of `verify_code`: `{"success": true, "id": "<phone number id>"}`.

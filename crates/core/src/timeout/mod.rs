@@ -37,7 +37,8 @@
 //! no backoff it cannot finish, and `AttemptTimeout` ends the attempt in flight at the
 //! deadline, so the error passes up through the retry policy with the real attempt count
 //! and whether anything may have reached the server. `Deadline`'s own timer is only a
-//! backstop for stacks whose lower layers ignore the deadline.
+//! backstop for stacks whose lower layers ignore the deadline; with an `AttemptTimeout`
+//! below, [`DeadlineLayer::enforced_below`] drops it, so a call arms one timer, not two.
 
 pub mod future;
 
@@ -185,12 +186,26 @@ where
 #[derive(Clone, Copy, Debug)]
 pub struct DeadlineLayer {
     timeout: Option<Duration>,
+    own_timer: bool,
 }
 
 impl DeadlineLayer {
     /// A layer with the given limit per call; `None` turns it off.
     pub fn new(timeout: Option<Duration>) -> Self {
-        Self { timeout }
+        Self {
+            timeout,
+            own_timer: true,
+        }
+    }
+
+    /// Says that the layers below end the call at the deadline the request carries (an
+    /// [`AttemptTimeout`] is among them, as in the [`Client`](crate::Client)'s stack),
+    /// so this layer only writes the deadline and arms no timer of its own: one timer
+    /// per call instead of two.
+    #[must_use]
+    pub fn enforced_below(mut self) -> Self {
+        self.own_timer = false;
+        self
     }
 }
 
@@ -198,7 +213,11 @@ impl<S> Layer<S> for DeadlineLayer {
     type Service = Deadline<S>;
 
     fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline::new(inner, self.timeout)
+        Deadline {
+            inner,
+            timeout: self.timeout,
+            own_timer: self.own_timer,
+        }
     }
 }
 
@@ -208,12 +227,14 @@ impl<S> Layer<S> for DeadlineLayer {
 pub struct Deadline<S> {
     inner: S,
     timeout: Option<Duration>,
+    /// `false` when the layers below end the call at the deadline themselves.
+    own_timer: bool,
 }
 
 impl<S> Deadline<S> {
     /// Wraps `inner` with the given limit per call; `None` turns it off.
     pub fn new(inner: S, timeout: Option<Duration>) -> Self {
-        Self { inner, timeout }
+        DeadlineLayer::new(timeout).layer(inner)
     }
 
     /// A layer with the given limit.
@@ -244,6 +265,6 @@ where
             req.set_deadline(at);
             (at, t, TimeoutKind::Deadline)
         });
-        ResponseFuture::new(self.inner.call(req), limit)
+        ResponseFuture::new(self.inner.call(req), limit.filter(|_| self.own_timer))
     }
 }

@@ -53,3 +53,24 @@ async fn deadline_says_it_is_the_deadline() {
     assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
     assert!(e.to_string().contains("deadline"), "{e}");
 }
+
+/// With `enforced_below`, the deadline layer arms no timer of its own; the attempt layer's
+/// one timer ends the call at the deadline and says so. See: issues 16 and 22.
+#[tokio::test(start_paused = true)]
+async fn one_timer_serves_the_attempt_and_the_deadline() {
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Some(Duration::from_secs(3))).enforced_below())
+        .layer(AttemptTimeoutLayer::new(Some(Duration::from_secs(10))))
+        .service(service_fn(|_: wa_verify_core::RequestCode| {
+            std::future::pending::<Result<(), Error>>()
+        }));
+    let started = tokio::time::Instant::now();
+    let op = wa_verify_core::RequestCode::new(
+        "1".parse().unwrap(),
+        Default::default(),
+        Default::default(),
+    );
+    let e = svc.oneshot(op).await.unwrap_err();
+    assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}

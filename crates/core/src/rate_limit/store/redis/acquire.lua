@@ -33,6 +33,11 @@ for s = 1, tonumber(ARGV[p]) do
   shapes[s] = sh
 end
 p = p + 1
+-- Quota j of a check: its per-number ones (keys from k on), then the global ones.
+local function quota_of(sh, k, nl, j)
+  if j > nl then return sh.gk[j - nl], sh.gq[j - nl] end
+  return KEYS[k + j - 1], sh.lq[j]
+end
 local out, dirty = {}, {}
 for c = 1, tonumber(ARGV[p]) do
   local sh, k = shapes[tonumber(ARGV[p + 2 * c - 1])], tonumber(ARGV[p + 2 * c])
@@ -55,19 +60,17 @@ for c = 1, tonumber(ARGV[p]) do
       wait, scope = tonumber(oldest[2]) + sh.reg_window - now, 5
     end
   end
-  -- Quota j of the check: its per-number ones (keys from k on), then the global ones.
+  -- Every quota decides before any state changes; the longest wait binds.
   if scope == 0 then
     for j = 1, nl + #sh.gk do
-      local key, q = KEYS[k + j - 1], sh.lq[j]
-      if j > nl then key, q = sh.gk[j - nl], sh.gq[j - nl] end
+      local key, q = quota_of(sh, k, nl, j)
       local allow_at = math.max(val[key], now) - tolerance[q]
       if allow_at - now > wait then wait, scope = allow_at - now, qscope[q] end
     end
   end
   if scope == 0 then
     for j = 1, nl + #sh.gk do
-      local key, q = KEYS[k + j - 1], sh.lq[j]
-      if j > nl then key, q = sh.gk[j - nl], sh.gq[j - nl] end
+      local key, q = quota_of(sh, k, nl, j)
       val[key] = math.max(val[key], now) + interval[q]
       if val[key] >= EXACT then return redis.error_reply('wa-verify: state out of range') end
       dirty[key] = true
