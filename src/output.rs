@@ -169,42 +169,65 @@ pub(crate) fn outcome<T>(
     result: &Result<Response<T>, Error>,
     text: impl FnOnce(&Response<T>) -> String,
 ) -> u8 {
-    match (format, result) {
-        (Format::Json, Ok(r)) => {
-            println!(
-                "{}",
-                json!({
-                    "success": true,
-                    "operation": operation,
-                    "attempts": r.attempts(),
-                    "fbtrace_id": r.fbtrace_id(),
-                    "error": null,
-                })
-            );
-            EXIT_OK
-        }
-        (Format::Json, Err(e)) => {
-            println!(
-                "{}",
-                json!({
-                    "success": false,
-                    "operation": operation,
-                    "attempts": e.attempts(),
-                    "fbtrace_id": e.fbtrace_id(),
-                    "error": error_json(e),
-                })
-            );
-            exit_code(e)
-        }
-        (Format::Text, Ok(r)) => {
-            println!("{}", text(r));
-            EXIT_OK
-        }
-        (Format::Text, Err(e)) => {
-            eprintln!("{}", error_text(e));
-            exit_code(e)
-        }
+    match result {
+        Ok(r) => success(
+            format,
+            operation,
+            json!({"attempts": r.attempts(), "fbtrace_id": r.fbtrace_id()}),
+            || text(r),
+        ),
+        Err(e) => failure(format, operation, e),
     }
+}
+
+/// Prints a success: one JSON object `{"success": true, "operation", ...extra,
+/// "error": null}`, or `text` on stdout. Returns exit code 0.
+pub(crate) fn success(
+    format: Format,
+    operation: &str,
+    extra: Value,
+    text: impl FnOnce() -> String,
+) -> u8 {
+    match format {
+        Format::Json => {
+            let mut out = json!({"success": true, "operation": operation});
+            if let (Some(out), Value::Object(extra)) = (out.as_object_mut(), extra) {
+                out.extend(extra);
+                out.insert("error".to_owned(), Value::Null);
+            }
+            println!("{out}");
+        }
+        Format::Text => println!("{}", text()),
+    }
+    EXIT_OK
+}
+
+/// Prints a failure: one JSON object with the error, or the error for a person on
+/// stderr. Returns its exit code.
+pub(crate) fn failure(format: Format, operation: &str, e: &Error) -> u8 {
+    match format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "success": false,
+                "operation": operation,
+                "attempts": e.attempts(),
+                "fbtrace_id": e.fbtrace_id(),
+                "error": error_json(e),
+            })
+        ),
+        Format::Text => eprintln!("{}", error_text(e)),
+    }
+    exit_code(e)
+}
+
+/// Prints a report (`bench`): the JSON object itself, or `text` for a person.
+pub(crate) fn report(format: Format, report: &Value, text: impl FnOnce() -> String) -> u8 {
+    match format {
+        Format::Json => println!("{report}"),
+        Format::Text => println!("{}", text()),
+    }
+    EXIT_OK
 }
 
 /// The error for a person: what happened, what Meta said, what to do, what to quote.

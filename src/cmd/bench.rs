@@ -10,9 +10,10 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use wa_verify_core::config::duration;
-use wa_verify_core::{CodeMethod, Error, ErrorKind, Language, PhoneNumberId, RequestCode};
+use wa_verify_core::{Client, CodeMethod, Error, ErrorKind, Language, PhoneNumberId, RequestCode};
 
-use super::{CommonArgs, EXIT_FAILURE, EXIT_OK};
+use super::watch::Watched;
+use super::{CommonArgs, Prepared, EXIT_FAILURE};
 use crate::output::{self, Format};
 
 #[derive(Debug, Args)]
@@ -56,6 +57,27 @@ impl Tally {
         })
     }
 
+    /// One call's latency and outcome (`Ok(attempts)` for a success).
+    fn record(&mut self, took: Duration, result: Result<u32, &Error>) {
+        let _ = self.latency_us.record(took.as_micros().max(1) as u64);
+        match result {
+            Ok(attempts) => {
+                self.succeeded += 1;
+                self.attempts += u64::from(attempts);
+            }
+            Err(e) => {
+                self.attempts += u64::from(e.attempts());
+                *self.errors.entry(e.kind().as_str()).or_default() += 1;
+                if e.kind() == ErrorKind::RateLimited && e.is_local() {
+                    self.local_refusals += 1;
+                }
+                if e.status().is_some_and(|s| s.as_u16() == 429) {
+                    self.upstream_429 += 1;
+                }
+            }
+        }
+    }
+
     fn merge(&mut self, other: Tally) {
         let _ = self.latency_us.add(&other.latency_us);
         self.succeeded += other.succeeded;
@@ -70,19 +92,7 @@ impl Tally {
 
 pub(crate) async fn run(args: BenchArgs) -> u8 {
     let format = args.common.format().unwrap_or_default();
-    let checked = (|| {
-        let run_for = duration::parse(&args.duration)?;
-        if args.numbers == 0 || args.concurrency == 0 {
-            return Err(Error::invalid_input(
-                "--numbers and --concurrency must be at least 1",
-            ));
-        }
-        args.first_number_id
-            .checked_add(args.numbers - 1)
-            .ok_or_else(|| Error::invalid_input("--first-number-id + --numbers overflows"))?;
-        Ok(run_for)
-    })();
-    let run_for = match checked {
+    let run_for = match check(&args) {
         Ok(d) => d,
         Err(e) => return output::refused(format, &e),
     };
@@ -90,80 +100,105 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return output::refused(format, &e),
     };
+    let started = Instant::now();
+    let total = match drive(&p.client, &args, run_for, format == Format::Text).await {
+        Ok(t) => t,
+        Err(BenchError::Refused(e)) => return output::refused(format, &e),
+        Err(BenchError::Worker(why)) => {
+            eprintln!("error: a bench worker failed: {why}");
+            return EXIT_FAILURE;
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let doc = report(&total, &p, &args, elapsed);
+    if let Some(sb) = p.sandbox {
+        sb.shutdown().await;
+    }
+    output::report(format, &doc, || text(&doc))
+}
+
+/// The flags a run needs before it starts: its duration, at least one number and caller.
+fn check(args: &BenchArgs) -> Result<Duration, Error> {
+    let run_for = duration::parse(&args.duration)?;
+    if args.numbers == 0 || args.concurrency == 0 {
+        return Err(Error::invalid_input(
+            "--numbers and --concurrency must be at least 1",
+        ));
+    }
+    args.first_number_id
+        .checked_add(args.numbers - 1)
+        .ok_or_else(|| Error::invalid_input("--first-number-id + --numbers overflows"))?;
+    Ok(run_for)
+}
+
+/// Why a run could not finish.
+enum BenchError {
+    /// Refused before any call.
+    Refused(Error),
+    /// A worker task died.
+    Worker(String),
+}
+
+/// `concurrency` workers call request_code over the numbers, round robin, until `run_for`
+/// has passed; their tallies merged. A progress bar on a terminal when `show` is set.
+async fn drive(
+    client: &Client<Watched>,
+    args: &BenchArgs,
+    run_for: Duration,
+    show: bool,
+) -> Result<Tally, BenchError> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let end = started + run_for;
-    let progress = (std::io::stderr().is_terminal() && format == Format::Text).then(|| {
-        let bar = indicatif::ProgressBar::new(run_for.as_secs().max(1));
-        bar.set_message("benchmarking");
-        bar
-    });
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let client = p.client.clone();
+            let client = client.clone();
             let next = next.clone();
             let (first, n) = (args.first_number_id, args.numbers);
             tokio::spawn(async move {
                 let mut t = Tally::new()?;
-                let language = Language::default();
                 // Bounded by the duration: no new call starts after `end`.
                 while Instant::now() < end {
                     let i = next.fetch_add(1, Ordering::Relaxed) % n;
-                    let op =
-                        RequestCode::new(PhoneNumberId::from(first + i), CodeMethod::Sms, language);
+                    let op = RequestCode::new(
+                        PhoneNumberId::from(first + i),
+                        CodeMethod::Sms,
+                        Language::default(),
+                    );
                     let sent = Instant::now();
                     let result = client.request_code(op).await;
-                    let _ = t
-                        .latency_us
-                        .record(sent.elapsed().as_micros().max(1) as u64);
-                    match result {
-                        Ok(r) => {
-                            t.succeeded += 1;
-                            t.attempts += u64::from(r.attempts());
-                        }
-                        Err(e) => {
-                            t.attempts += u64::from(e.attempts());
-                            *t.errors.entry(e.kind().as_str()).or_default() += 1;
-                            if e.kind() == ErrorKind::RateLimited && e.is_local() {
-                                t.local_refusals += 1;
-                            }
-                            if e.status().is_some_and(|s| s.as_u16() == 429) {
-                                t.upstream_429 += 1;
-                            }
-                        }
-                    }
+                    t.record(sent.elapsed(), result.as_ref().map(|r| r.attempts()));
                 }
                 Ok::<_, Error>(t)
             })
         })
         .collect();
-    if let Some(bar) = &progress {
+    if show && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(run_for.as_secs().max(1));
+        bar.set_message("benchmarking");
         while Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(250).min(end - Instant::now())).await;
             bar.set_position(started.elapsed().as_secs());
         }
         bar.finish_and_clear();
     }
-    let mut total = match Tally::new() {
-        Ok(t) => t,
-        Err(e) => return output::refused(format, &e),
-    };
+    let mut total = Tally::new().map_err(BenchError::Refused)?;
     for w in workers {
         match w.await {
             Ok(Ok(t)) => total.merge(t),
-            Ok(Err(e)) => return output::refused(format, &e),
-            Err(e) => {
-                eprintln!("error: a bench worker failed: {e}");
-                return EXIT_FAILURE;
-            }
+            Ok(Err(e)) => return Err(BenchError::Refused(e)),
+            Err(e) => return Err(BenchError::Worker(e.to_string())),
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+/// The run's report: what `--output json` prints, and what the text is made from.
+fn report(total: &Tally, p: &Prepared, args: &BenchArgs, elapsed: f64) -> serde_json::Value {
     let failed: u64 = total.errors.values().sum();
     let calls = total.succeeded + failed;
     let ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
-    let sandbox_requests = p.sandbox.as_ref().map(|s| s.stats().requests);
-    let report = json!({
+    json!({
         "requests": total.attempts,
         "calls": calls,
         "succeeded": total.succeeded,
@@ -185,44 +220,49 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
             "upstream_429": total.upstream_429,
             "store_fallbacks": p.client.rate_limit_store().fallback_answers(),
         },
-        "sandbox_requests": sandbox_requests,
-    });
-    if let Some(sb) = p.sandbox {
-        sb.shutdown().await;
+        "sandbox_requests": p.sandbox.as_ref().map(|s| s.stats().requests),
+    })
+}
+
+/// The report for a person.
+fn text(r: &serde_json::Value) -> String {
+    let n = |v: &serde_json::Value| v.as_f64().unwrap_or_default();
+    let (calls, elapsed) = (n(&r["calls"]), n(&r["duration_s"]));
+    let l = &r["latency_ms"];
+    let rl = &r["rate_limit"];
+    let mut out = vec![
+        format!(
+            "{calls} calls in {elapsed:.1}s: {:.0} calls/s, {} succeeded, {} failed",
+            n(&r["throughput_rps"]),
+            r["succeeded"],
+            r["failed"]
+        ),
+        format!("requests sent upstream: {}", r["requests"]),
+        format!(
+            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            n(&l["p50"]),
+            n(&l["p90"]),
+            n(&l["p99"]),
+            n(&l["max"])
+        ),
+        format!(
+            "rate limits: {} calls waited for their slot, {} refused locally, {} upstream 429s",
+            rl["local_waits"], rl["local_refusals"], rl["upstream_429"]
+        ),
+    ];
+    if n(&rl["store_fallbacks"]) > 0.0 {
+        out.push(format!(
+            "rate-limit store: {} checks answered by on_store_error, not shared across \
+             replicas (Redis down or slower than its timeout)",
+            rl["store_fallbacks"]
+        ));
     }
-    match format {
-        Format::Json => println!("{report}"),
-        Format::Text => {
-            println!(
-                "{calls} calls in {elapsed:.1}s: {:.0} calls/s, {} succeeded, {failed} failed",
-                calls as f64 / elapsed,
-                total.succeeded
-            );
-            println!("requests sent upstream: {}", total.attempts);
-            println!(
-                "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-                ms(0.5),
-                ms(0.9),
-                ms(0.99),
-                total.latency_us.max() as f64 / 1000.0
-            );
-            println!(
-                "rate limits: {} calls waited for their slot, {} refused locally, {} upstream 429s",
-                p.client.rate_limit_stats().waits(),
-                total.local_refusals,
-                total.upstream_429
-            );
-            let fallbacks = p.client.rate_limit_store().fallback_answers();
-            if fallbacks > 0 {
-                println!(
-                    "rate-limit store: {fallbacks} checks answered by on_store_error, \
-                     not shared across replicas (Redis down or slower than its timeout)"
-                );
-            }
-            for (kind, n) in &total.errors {
-                println!("  {kind}: {n}");
-            }
-        }
+    if let Some(errors) = r["errors"].as_object() {
+        out.extend(
+            errors
+                .iter()
+                .map(|(kind, count)| format!("  {kind}: {count}")),
+        );
     }
-    EXIT_OK
+    out.join("\n")
 }

@@ -8,7 +8,7 @@ use wa_verify_core::onboarding::{Onboarding, Pin};
 use wa_verify_core::{CodeMethod, Error, PhoneNumberId};
 
 use super::register::read_pin;
-use super::{CommonArgs, EXIT_OK, EXIT_USAGE};
+use super::{CommonArgs, EXIT_USAGE};
 use crate::output::{self, Format};
 
 #[derive(Debug, Args)]
@@ -79,26 +79,13 @@ pub(crate) async fn run(args: OnboardArgs) -> u8 {
     .await;
     sandbox.shutdown().await;
     match result {
-        Ok(()) => {
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    json!({"success": true, "operation": "onboard", "steps": ["request_code", "verify_code", "register"], "error": null})
-                ),
-                Format::Text => println!("number {id} onboarded"),
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    json!({"success": false, "operation": "onboard", "attempts": e.attempts(), "fbtrace_id": e.fbtrace_id(), "error": output::error_json(&e)})
-                ),
-                Format::Text => eprintln!("{}", output::error_text(&e)),
-            }
-            output::exit_code(&e)
-        }
+        Ok(()) => output::success(
+            format,
+            "onboard",
+            json!({"steps": ["request_code", "verify_code", "register"]}),
+            || format!("number {id} onboarded"),
+        ),
+        Err(e) => output::failure(format, "onboard", &e),
     }
 }
 

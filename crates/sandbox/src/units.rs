@@ -33,7 +33,12 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n.trim_end(), *scale)))
         .unwrap_or((text, 1.0));
     let valid = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    let secs = if valid { number.parse::<f64>().ok() } else { None }.map(|n| n * scale);
+    let secs = if valid {
+        number.parse::<f64>().ok()
+    } else {
+        None
+    }
+    .map(|n| n * scale);
     match secs {
         Some(secs) if secs.is_finite() && secs <= MAX.as_secs_f64() => {
             Ok(Duration::from_secs_f64(secs))

@@ -10,9 +10,9 @@ use super::{CallContext, Field, Operation, QuotaClass, Succeeded};
 macro_rules! pre_verified_accessors {
     ($edge:literal) => {
         #[doc = concat!(
-            "Marks the id as a pre-verified phone number id (Meta's\n",
-            "`/{Version}/{Pre-Verified-Phone-Number-ID}/", $edge, "`: same path and body)."
-        )]
+                    "Marks the id as a pre-verified phone number id (Meta's\n",
+                    "`/{Version}/{Pre-Verified-Phone-Number-ID}/", $edge, "`: same path and body)."
+                )]
         #[must_use]
         pub fn pre_verified(mut self) -> Self {
             self.pre_verified = true;
