@@ -4,7 +4,7 @@ use std::time::Duration;
 use tower::{ServiceBuilder, ServiceExt};
 use wa_verify_core::retry::{BackoffConfig, RetryLayer, RetryPolicy, TpsBudget};
 use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
-use wa_verify_core::{Error, ErrorKind, RequestCode, TimeoutKind};
+use wa_verify_core::{Error, ErrorKind, Operation, RequestCode, TimeoutKind};
 
 use crate::support::*;
 
@@ -39,6 +39,13 @@ async fn retries_429_then_succeeds() {
     let (res, inner) = run(policy(), vec![Err(graph(429, 4, Some(true), &[]))]).await;
     assert_eq!(res.unwrap().attempts(), 2);
     assert_eq!(inner.count(), 2);
+    // The resend is the same request, marked as the second attempt with its wait.
+    let sent = inner.requests();
+    assert_eq!(sent[0].phone_number_id(), sent[1].phone_number_id());
+    assert_eq!(sent[0].code_method(), sent[1].code_method());
+    assert_eq!(sent[0].attempt().number, 1);
+    assert_eq!(sent[1].attempt().number, 2);
+    assert_eq!(sent[1].attempt().waited, Duration::from_millis(100));
 }
 
 #[tokio::test(start_paused = true)]
@@ -142,6 +149,13 @@ async fn backs_off_exponentially() {
     let t = inner.times();
     let gaps: Vec<_> = t.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
     assert_eq!(gaps, [100, 200, 400]);
+    // Each attempt carried its number and the wait before it.
+    let carried: Vec<_> = inner
+        .requests()
+        .iter()
+        .map(|r| (r.attempt().number, r.attempt().waited.as_millis()))
+        .collect();
+    assert_eq!(carried, [(1, 0), (2, 100), (3, 200), (4, 400)]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,12 +14,13 @@ use wa_verify_core::{
 
 pub(crate) type Outcome = Result<Response<RequestCodeResponse>, Error>;
 
-/// An inner service answering from a script, recording when each call arrived. Past the
-/// script it answers success, or never (`then_hang`).
+/// An inner service answering from a script, recording each request it received and
+/// when, so a test sees what every attempt carried. Past the script it answers success,
+/// or never (`then_hang`).
 #[derive(Clone)]
 pub(crate) struct Scripted {
     outcomes: Arc<Mutex<VecDeque<Outcome>>>,
-    pub(crate) calls: Arc<Mutex<Vec<Instant>>>,
+    pub(crate) calls: Arc<Mutex<Vec<(Instant, RequestCode)>>>,
     hang_after: bool,
 }
 
@@ -60,7 +61,17 @@ impl Scripted {
     }
 
     pub(crate) fn times(&self) -> Vec<Instant> {
-        self.calls.lock().unwrap().clone()
+        self.calls.lock().unwrap().iter().map(|(t, _)| *t).collect()
+    }
+
+    /// Every request received, in order: the operation each attempt carried.
+    pub(crate) fn requests(&self) -> Vec<RequestCode> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 
@@ -73,8 +84,8 @@ impl Service<RequestCode> for Scripted {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: RequestCode) -> Self::Future {
-        self.calls.lock().unwrap().push(Instant::now());
+    fn call(&mut self, req: RequestCode) -> Self::Future {
+        self.calls.lock().unwrap().push((Instant::now(), req));
         match self.outcomes.lock().unwrap().pop_front() {
             Some(next) => Answer::Now(Some(next)),
             None if self.hang_after => Answer::Never,

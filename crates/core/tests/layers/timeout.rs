@@ -74,3 +74,17 @@ async fn one_timer_serves_the_attempt_and_the_deadline() {
     assert_eq!(e.timeout_kind(), Some(TimeoutKind::Deadline));
     assert_eq!(started.elapsed(), Duration::from_secs(3));
 }
+
+/// The deadline layer writes the call's deadline on the request the layers below see.
+#[tokio::test(start_paused = true)]
+async fn the_deadline_travels_on_the_request() {
+    use wa_verify_core::timeout::CarriesDeadline;
+    let inner = crate::support::Scripted::new([]);
+    let svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Some(Duration::from_secs(7))))
+        .service(inner.clone());
+    let started = tokio::time::Instant::now();
+    svc.oneshot(crate::support::op("1")).await.unwrap();
+    let sent = inner.requests();
+    assert_eq!(sent[0].deadline(), Some(started + Duration::from_secs(7)));
+}
