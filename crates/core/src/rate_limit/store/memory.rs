@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{ready, Ready};
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,16 +161,52 @@ struct Inner {
     /// How long a number idle since its last slot still holds quota state (ns).
     longest_span: u64,
     numbers: DashMap<u64, Record, KeyHasher>,
+    /// Cooldowns, wrong codes and registrations of the numbers that have any; locked after
+    /// `numbers` when both are (never the other way round).
+    extras: DashMap<u64, Extra, KeyHasher>,
+    /// Whether `extras` ever held anything: until then checks skip the lookup. It is never
+    /// reset, so a lesson recorded while an eviction runs cannot be skipped.
+    extras_held: AtomicBool,
     /// Until when the whole app cools down, per class (0: not).
     app_cooldown: [AtomicU64; 4],
 }
 
-/// Everything the store holds for one number, locked as one for a check.
+/// A number's GCRA states (governor's "theoretical arrival times", 0 when fresh), in the
+/// order of `Inner::quotas`: inline for the common one or two quotas, so a tracked number
+/// costs about 40 bytes.
+enum Tats {
+    Inline([u64; 2]),
+    Spilled(Box<[u64]>),
+}
+
+impl Tats {
+    fn new(quotas: usize) -> Self {
+        if quotas <= 2 {
+            Tats::Inline([0; 2])
+        } else {
+            Tats::Spilled(vec![0; quotas].into_boxed_slice())
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [u64] {
+        match self {
+            Tats::Inline(t) => t,
+            Tats::Spilled(t) => t,
+        }
+    }
+}
+
+/// A number's quota states, locked as one for a check.
 struct Record {
-    /// GCRA states of the number's quotas (see `Inner::quotas`), 0 when fresh.
-    tats: Box<[u64]>,
+    tats: Tats,
     /// When the number last took a quota slot (ns on the store's clock).
     last_slot: u64,
+}
+
+/// What few numbers hold: cooldowns, wrong codes, registrations. Kept apart, so the
+/// common record stays small and a check looks here only while anything is held.
+#[derive(Default)]
+struct Extra {
     /// Cooldown ends per class (by `QuotaClass::index`); 0: none.
     cooldowns: [u64; 4],
     /// Wrong codes in the current window: (count, window end).
@@ -179,21 +215,10 @@ struct Record {
     registrations: VecDeque<u64>,
 }
 
-impl Record {
-    fn new(quotas: usize) -> Self {
-        Self {
-            tats: vec![0; quotas].into_boxed_slice(),
-            last_slot: 0,
-            cooldowns: [0; 4],
-            wrong: (0, 0),
-            registrations: VecDeque::new(),
-        }
-    }
-
-    /// Whether nothing the record holds matters any more at `now`.
-    fn is_idle(&self, now: u64, longest_span: u64, registration_window: u64) -> bool {
-        self.last_slot.saturating_add(longest_span) <= now
-            && self.cooldowns.iter().all(|&until| until <= now)
+impl Extra {
+    /// Whether nothing it holds matters any more at `now`.
+    fn is_idle(&self, now: u64, registration_window: u64) -> bool {
+        self.cooldowns.iter().all(|&until| until <= now)
             && self.wrong.1 <= now
             && self
                 .registrations
@@ -251,6 +276,8 @@ impl MemoryStore {
                 evict_every,
                 calls: AtomicU64::new(0),
                 numbers: DashMap::with_hasher(KeyHasher(0)),
+                extras: DashMap::with_hasher(KeyHasher(0)),
+                extras_held: AtomicBool::new(false),
                 app_cooldown: Default::default(),
             }),
         }
@@ -261,9 +288,16 @@ impl MemoryStore {
         &self.inner.limits
     }
 
-    /// How many numbers are tracked now.
+    /// How many numbers are tracked now (with quota state, or a cooldown, wrong codes or
+    /// registrations).
     pub fn tracked_numbers(&self) -> usize {
-        self.inner.numbers.len()
+        let i = &*self.inner;
+        let only_extra = i
+            .extras
+            .iter()
+            .filter(|e| !i.numbers.contains_key(e.key()))
+            .count();
+        i.numbers.len() + only_extra
     }
 
     /// The cooldown left for a class of calls to a number, if any.
@@ -271,9 +305,9 @@ impl MemoryStore {
         let now = self.now();
         let until = self
             .inner
-            .numbers
+            .extras
             .get(&key)
-            .map(|r| r.cooldowns[class.index()])?;
+            .map(|e| e.cooldowns[class.index()])?;
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
@@ -283,8 +317,10 @@ impl MemoryStore {
         let now = self.now();
         let window = i.limits.registration.map_or(0, |r| nanos(r.window()));
         i.numbers
-            .retain(|_, r| !r.is_idle(now, i.longest_span, window));
+            .retain(|_, r| r.last_slot.saturating_add(i.longest_span) > now);
         i.numbers.shrink_to_fit();
+        i.extras.retain(|_, e| !e.is_idle(now, window));
+        i.extras.shrink_to_fit();
     }
 
     fn now(&self) -> u64 {
@@ -301,68 +337,80 @@ impl MemoryStore {
             }
             return self.take_global();
         };
-        // The number's record stays locked until the check is done: no other call for the
-        // same number can slip between the decisions and the commit.
-        let mut record = i
-            .numbers
-            .entry(key)
-            .or_insert_with(|| Record::new(i.quotas.len()));
-        let r = &mut *record;
-        let cooldown = r.cooldowns[class.index()].max(app);
-        if cooldown > now {
-            return wait(now, cooldown, Scope::Cooldown);
-        }
-        if class == QuotaClass::VerifyCode {
-            if let Some(limit) = i.limits.wrong_codes {
-                let (count, end) = r.wrong;
-                if count >= limit.max() && end > now {
-                    return wait(now, end, Scope::WrongCodes);
-                }
-            }
-        }
-        let registration = match i.limits.registration {
-            Some(limit) if class == QuotaClass::Registration => {
-                let window = nanos(limit.window());
-                while r
-                    .registrations
-                    .front()
-                    .is_some_and(|t| t.saturating_add(window) <= now)
-                {
-                    r.registrations.pop_front();
-                }
-                if r.registrations.len() >= limit.max() as usize {
-                    let oldest = r.registrations.front().copied().unwrap_or(now);
-                    return wait(now, oldest.saturating_add(window), Scope::Registration);
-                }
-                true
-            }
-            _ => false,
-        };
-        // Every quota decides before any state changes; the longest wait binds, as in
-        // the Redis script.
         let (start, count) = match class {
             QuotaClass::RequestCode => i.request_code,
             QuotaClass::VerifyCode => i.verify_code,
             QuotaClass::Registration | QuotaClass::Other => (0, 0),
         };
+        // The number's record stays locked until the check is done: no other call for the
+        // same number can slip between the decisions and the commit. Its extra state is
+        // locked after it, and only looked at while any number holds some.
+        let mut record = (count > 0).then(|| {
+            i.numbers.entry(key).or_insert_with(|| Record {
+                tats: Tats::new(i.quotas.len()),
+                last_slot: 0,
+            })
+        });
+        let budgeted = class == QuotaClass::Registration && i.limits.registration.is_some();
+        let mut extra = if budgeted {
+            i.extras_held.store(true, Ordering::Relaxed);
+            Some(i.extras.entry(key).or_default())
+        } else if i.extras_held.load(Ordering::Relaxed) {
+            i.extras.get_mut(&key)
+        } else {
+            None
+        };
+        let held = extra.as_deref_mut();
+        let cooldown = held
+            .as_ref()
+            .map_or(0, |e| e.cooldowns[class.index()])
+            .max(app);
+        if cooldown > now {
+            return wait(now, cooldown, Scope::Cooldown);
+        }
+        if let (QuotaClass::VerifyCode, Some(limit), Some(e)) = (class, i.limits.wrong_codes, &held)
+        {
+            let (wrong, end) = e.wrong;
+            if wrong >= limit.max() && end > now {
+                return wait(now, end, Scope::WrongCodes);
+            }
+        }
+        if let (true, Some(limit), Some(e)) = (budgeted, i.limits.registration, held) {
+            let window = nanos(limit.window());
+            while e
+                .registrations
+                .front()
+                .is_some_and(|t| t.saturating_add(window) <= now)
+            {
+                e.registrations.pop_front();
+            }
+            if e.registrations.len() >= limit.max() as usize {
+                let oldest = e.registrations.front().copied().unwrap_or(now);
+                return wait(now, oldest.saturating_add(window), Scope::Registration);
+            }
+        }
+        // Every quota decides before any state changes; the longest wait binds, as in
+        // the Redis script.
         let mut proposed = [0u64; MAX_QUOTAS];
         let mut refusal: Option<(Duration, Scope)> = None;
-        for (n, idx) in (start..start + count).enumerate() {
-            match decide(&i.quotas[idx], &i.clock, r.tats[idx]) {
-                Ok(next) if n < proposed.len() => proposed[n] = next,
-                Ok(_) => {}
-                Err(w) => {
-                    if refusal.is_none_or(|(longest, _)| w > longest) {
-                        refusal = Some((w, Scope::Number));
-                    }
+        let mut longest = |w: Duration, scope: Scope| {
+            if refusal.is_none_or(|(l, _)| w > l) {
+                refusal = Some((w, scope));
+            }
+        };
+        if let Some(r) = record.as_deref_mut() {
+            let tats = r.tats.as_mut();
+            for (n, idx) in (start..start + count).enumerate() {
+                match decide(&i.quotas[idx], &i.clock, tats[idx]) {
+                    Ok(next) if n < proposed.len() => proposed[n] = next,
+                    Ok(_) => {}
+                    Err(w) => longest(w, Scope::Number),
                 }
             }
         }
         if let Some(global) = &i.global {
             if let Err(w) = decide(global, &i.clock, i.global_tat.load(Ordering::Acquire)) {
-                if refusal.is_none_or(|(longest, _)| w > longest) {
-                    refusal = Some((w, Scope::Global));
-                }
+                longest(w, Scope::Global);
             }
         }
         if let Some((wait, scope)) = refusal {
@@ -371,19 +419,20 @@ impl MemoryStore {
         if let Admission::Wait { wait, scope } = self.take_global() {
             return Admission::Wait { wait, scope };
         }
-        for (n, idx) in (start..start + count).enumerate() {
-            r.tats[idx] = match proposed.get(n) {
-                Some(&next) => next,
-                // More quotas than config accepts (a store built by hand): decide again
-                // under the same lock; time only moved on, so it allows again.
-                None => decide(&i.quotas[idx], &i.clock, r.tats[idx]).unwrap_or(r.tats[idx]),
-            };
-        }
-        if count > 0 {
+        if let Some(r) = record.as_deref_mut() {
+            let tats = r.tats.as_mut();
+            for (n, idx) in (start..start + count).enumerate() {
+                tats[idx] = match proposed.get(n) {
+                    Some(&next) => next,
+                    // More quotas than config accepts (a store built by hand): decide
+                    // again under the same lock; time only moved on, so it allows again.
+                    None => decide(&i.quotas[idx], &i.clock, tats[idx]).unwrap_or(tats[idx]),
+                };
+            }
             r.last_slot = now;
         }
-        if registration {
-            r.registrations.push_back(now);
+        if let (true, Some(e)) = (budgeted, extra.as_deref_mut()) {
+            e.registrations.push_back(now);
         }
         Admission::Go
     }
@@ -430,11 +479,9 @@ impl MemoryStore {
                 let until = now.saturating_add(nanos(wait.min(i.limits.cooldown_cap(class))));
                 match (app_wide, key) {
                     (false, Some(key)) => {
-                        let mut r = i
-                            .numbers
-                            .entry(key)
-                            .or_insert_with(|| Record::new(i.quotas.len()));
-                        let slot = &mut r.cooldowns[class.index()];
+                        i.extras_held.store(true, Ordering::Relaxed);
+                        let mut e = i.extras.entry(key).or_default();
+                        let slot = &mut e.cooldowns[class.index()];
                         *slot = (*slot).max(until);
                     }
                     _ => {
@@ -446,14 +493,12 @@ impl MemoryStore {
                 let (Some(key), Some(limit)) = (key, i.limits.wrong_codes) else {
                     return;
                 };
-                let mut r = i
-                    .numbers
-                    .entry(key)
-                    .or_insert_with(|| Record::new(i.quotas.len()));
-                if r.wrong.1 <= now {
-                    r.wrong = (0, now.saturating_add(nanos(limit.window())));
+                i.extras_held.store(true, Ordering::Relaxed);
+                let mut e = i.extras.entry(key).or_default();
+                if e.wrong.1 <= now {
+                    e.wrong = (0, now.saturating_add(nanos(limit.window())));
                 }
-                r.wrong.0 = r.wrong.0.saturating_add(1);
+                e.wrong.0 = e.wrong.0.saturating_add(1);
             }
         }
     }
