@@ -9,11 +9,13 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tower::{Layer, ServiceExt};
 use wa_verify_core::auth::AuthLayer;
+use wa_verify_core::dedup::{DedupConfig, DedupLayer};
 use wa_verify_core::graph::GraphLayer;
 use wa_verify_core::rate_limit::{MemoryStore, RateLimitLayer};
 use wa_verify_core::retry::{RetryLayer, RetryPolicy};
 use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use wa_verify_core::trace::TraceLayer;
+use wa_verify_core::{CodeMethod, Language, PhoneNumberId, RequestCode};
 
 use support::{full_stack, never_binding, op, Canned, FAKE_TOKEN};
 
@@ -72,6 +74,24 @@ fn layer_overhead(c: &mut Criterion) {
         "attempt_timeout",
         AttemptTimeoutLayer::new(Some(Duration::from_secs(10))).layer(graph())
     );
+    // Dedup on its happy path: a number not seen within its window. A 1 ms window and
+    // 2^20 numbers keep the state at its steady size (expired windows are swept).
+    let mut config = DedupConfig::default();
+    config.window = Duration::from_millis(1);
+    let dedup = DedupLayer::in_memory(config).layer(graph());
+    let mut i = 0u64;
+    g.bench_function(BenchmarkId::new("dedup", "canned_200"), |b| {
+        b.to_async(&rt).iter(|| {
+            i += 1;
+            let op = RequestCode::new(
+                PhoneNumberId::from(2_000_000_000 + (i & ((1 << 20) - 1))),
+                CodeMethod::Sms,
+                Language::default(),
+            );
+            let call = dedup.clone().oneshot(black_box(op));
+            async move { black_box(call.await.unwrap()) }
+        })
+    });
     let auth = AuthLayer::new(FAKE_TOKEN.parse().unwrap()).layer(Canned);
     bench_service!(
         g,

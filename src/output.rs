@@ -1,6 +1,7 @@
 //! Human and JSON rendering of outcomes and errors, and their exit codes.
 
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use wa_verify_core::{Error, ErrorKind, Response};
@@ -170,14 +171,47 @@ pub(crate) fn outcome<T>(
     text: impl FnOnce(&Response<T>) -> String,
 ) -> u8 {
     match result {
-        Ok(r) => success(
-            format,
-            operation,
-            json!({"attempts": r.attempts(), "fbtrace_id": r.fbtrace_id()}),
-            || text(r),
-        ),
+        Ok(r) => {
+            let mut extra = json!({
+                "attempts": r.attempts(),
+                "fbtrace_id": r.fbtrace_id(),
+                "already_sent": r.already_sent().is_some(),
+                "shared": r.is_shared(),
+                "replayed": r.is_replayed(),
+            });
+            if let (Some(a), Some(map)) = (r.already_sent(), extra.as_object_mut()) {
+                map.insert("sent_at".into(), rfc3339(a.sent_at).into());
+                map.insert("expires_at".into(), rfc3339(a.expires_at).into());
+                map.insert("method".into(), a.method.as_str().into());
+            }
+            success(format, operation, extra, || text(r))
+        }
         Err(e) => failure(format, operation, e),
     }
+}
+
+/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T16:00:41.123Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days: days since 1970-01-01 to a Gregorian date.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Prints a success: one JSON object `{"success": true, "operation", ...extra,
@@ -213,6 +247,9 @@ pub(crate) fn failure(format: Format, operation: &str, e: &Error) -> u8 {
                 "operation": operation,
                 "attempts": e.attempts(),
                 "fbtrace_id": e.fbtrace_id(),
+                "already_sent": false,
+                "shared": e.is_shared(),
+                "replayed": e.is_replayed(),
                 "error": error_json(e),
             })
         ),
@@ -262,9 +299,31 @@ pub(crate) fn error_text(e: &Error) -> String {
     if let Some(t) = e.fbtrace_id() {
         out.push_str(&format!("\n  fbtrace_id: {t} (quote it to Meta support)"));
     }
+    if e.is_shared() {
+        out.push_str("\n  shared: this is the outcome of a concurrent call for the same number");
+    }
+    if e.is_replayed() {
+        out.push_str("\n  replayed: this is the first outcome of this idempotency key");
+    }
     out.push_str(&format!("\n  attempts: {}", e.attempts()));
     for cause in causes(e) {
         out.push_str(&format!("\n  caused by: {cause}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rfc3339_writes_utc_dates() {
+        let at = |s: u64, ms: u64| rfc3339(UNIX_EPOCH + Duration::from_millis(s * 1000 + ms));
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day), 2026-12-02 16:00:41.123.
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_227_241, 123), "2026-12-02T16:00:41.123Z");
+    }
 }

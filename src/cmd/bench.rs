@@ -10,7 +10,9 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use wa_verify_core::config::duration;
-use wa_verify_core::{Client, CodeMethod, Error, ErrorKind, Language, PhoneNumberId, RequestCode};
+use wa_verify_core::{
+    Client, CodeMethod, Error, ErrorKind, Language, PhoneNumberId, RequestCode, Response,
+};
 
 use super::watch::Watched;
 use super::{CommonArgs, Prepared, EXIT_FAILURE};
@@ -30,6 +32,10 @@ pub(crate) struct BenchArgs {
     /// Calls in flight at once.
     #[arg(long, value_name = "C", default_value_t = 64)]
     concurrency: usize,
+    /// Keep the dedup layer on (off by default, so that every call measures a send); the
+    /// report then counts shared, already-sent and replayed calls.
+    #[arg(long)]
+    dedup: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -42,6 +48,10 @@ struct Tally {
     attempts: u64,
     local_refusals: u64,
     upstream_429: u64,
+    /// Calls answered by the dedup layer: shared, already sent, replayed.
+    shared: u64,
+    already_sent: u64,
+    replayed: u64,
 }
 
 impl Tally {
@@ -54,18 +64,26 @@ impl Tally {
             attempts: 0,
             local_refusals: 0,
             upstream_429: 0,
+            shared: 0,
+            already_sent: 0,
+            replayed: 0,
         })
     }
 
-    /// One call's latency and outcome (`Ok(attempts)` for a success).
-    fn record(&mut self, took: Duration, result: Result<u32, &Error>) {
+    /// One call's latency and outcome.
+    fn record<T>(&mut self, took: Duration, result: &Result<Response<T>, Error>) {
         let _ = self.latency_us.record(took.as_micros().max(1) as u64);
         match result {
-            Ok(attempts) => {
+            Ok(r) => {
                 self.succeeded += 1;
-                self.attempts += u64::from(attempts);
+                self.attempts += u64::from(r.attempts());
+                self.shared += u64::from(r.is_shared());
+                self.already_sent += u64::from(r.already_sent().is_some());
+                self.replayed += u64::from(r.is_replayed());
             }
             Err(e) => {
+                self.shared += u64::from(e.is_shared());
+                self.replayed += u64::from(e.is_replayed());
                 self.attempts += u64::from(e.attempts());
                 *self.errors.entry(e.kind().as_str()).or_default() += 1;
                 if e.kind() == ErrorKind::RateLimited && e.is_local() {
@@ -87,6 +105,9 @@ impl Tally {
         self.attempts += other.attempts;
         self.local_refusals += other.local_refusals;
         self.upstream_429 += other.upstream_429;
+        self.shared += other.shared;
+        self.already_sent += other.already_sent;
+        self.replayed += other.replayed;
     }
 }
 
@@ -96,7 +117,8 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return output::refused(format, &e),
     };
-    let p = match args.common.prepare().await {
+    let dedup = args.dedup;
+    let p = match args.common.prepare_with(|c| c.dedup.enabled = dedup).await {
         Ok(p) => p,
         Err(e) => return output::refused(format, &e),
     };
@@ -167,7 +189,7 @@ async fn drive(
                     );
                     let sent = Instant::now();
                     let result = client.request_code(op).await;
-                    t.record(sent.elapsed(), result.as_ref().map(|r| r.attempts()));
+                    t.record(sent.elapsed(), &result);
                 }
                 Ok::<_, Error>(t)
             })
@@ -220,6 +242,12 @@ fn report(total: &Tally, p: &Prepared, args: &BenchArgs, elapsed: f64) -> serde_
             "upstream_429": total.upstream_429,
             "store_fallbacks": p.client.rate_limit_store().fallback_answers(),
         },
+        "dedup": {
+            "enabled": args.dedup,
+            "shared": total.shared,
+            "already_sent": total.already_sent,
+            "replayed": total.replayed,
+        },
         "sandbox_requests": p.sandbox.as_ref().map(|s| s.stats().requests),
     })
 }
@@ -250,6 +278,13 @@ fn text(r: &serde_json::Value) -> String {
             rl["local_waits"], rl["local_refusals"], rl["upstream_429"]
         ),
     ];
+    let d = &r["dedup"];
+    if d["enabled"].as_bool() == Some(true) {
+        out.push(format!(
+            "dedup: {} shared a concurrent send, {} found a code already sent, {} replayed",
+            d["shared"], d["already_sent"], d["replayed"]
+        ));
+    }
     if n(&rl["store_fallbacks"]) > 0.0 {
         out.push(format!(
             "rate-limit store: {} checks answered by on_store_error, not shared across \

@@ -208,8 +208,17 @@ impl CommonArgs {
 
     /// Validates everything, starts the sandbox when asked, and builds the client.
     pub(crate) async fn prepare(&self) -> Result<Prepared, Error> {
+        self.prepare_with(|_| {}).await
+    }
+
+    /// [`prepare`](Self::prepare), with a subcommand's own settings on top of the config.
+    pub(crate) async fn prepare_with(
+        &self,
+        adjust: impl FnOnce(&mut StackConfig),
+    ) -> Result<Prepared, Error> {
         let format = self.format()?;
         let mut config = self.stack_config()?;
+        adjust(&mut config);
         let (token, sandbox) = if self.sandbox {
             let sb = Sandbox::builder()
                 .start()

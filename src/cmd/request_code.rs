@@ -20,6 +20,13 @@ pub(crate) struct RequestCodeArgs {
     /// The id is a pre-verified phone number id (Meta's pre-verified endpoints).
     #[arg(long)]
     pre_verified: bool,
+    /// Send a new code even if one was sent (or may have been) within its window.
+    #[arg(long)]
+    resend: bool,
+    /// A key for this request: a repeat with the same key (same number and method) within
+    /// `dedup.idempotency_ttl` gets the first outcome instead of sending again.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -31,10 +38,18 @@ impl RequestCodeArgs {
             self.method.parse::<CodeMethod>()?,
             self.language.parse::<Language>()?,
         );
-        Ok(if self.pre_verified {
+        let op = if self.pre_verified {
             op.pre_verified()
         } else {
             op
+        };
+        let op = if self.resend { op.resend() } else { op };
+        Ok(match &self.idempotency_key {
+            Some(key) => {
+                wa_verify_core::dedup::check_idempotency_key(key)?;
+                op.idempotency_key(key)
+            }
+            None => op,
         })
     }
 }
@@ -43,7 +58,23 @@ pub(crate) async fn run(args: RequestCodeArgs) -> u8 {
     super::call(&args.common, args.operation(), |r| {
         let method = args.method.to_uppercase();
         let details = output::details(r.attempts(), r.fbtrace_id());
-        format!("code sent to {} by {method}{details}", args.phone_number_id)
+        let id = &args.phone_number_id;
+        if let Some(a) = r.already_sent() {
+            return format!(
+                "a code was already sent to {id} by {} at {}; it is live until {}: nothing was sent (--resend sends another)",
+                a.method.as_str(),
+                output::rfc3339(a.sent_at),
+                output::rfc3339(a.expires_at),
+            );
+        }
+        let how = if r.is_replayed() {
+            " (replayed: the first outcome of this idempotency key)"
+        } else if r.is_shared() {
+            " (shared with a concurrent call for the same number)"
+        } else {
+            ""
+        };
+        format!("code sent to {id} by {method}{how}{details}")
     })
     .await
 }

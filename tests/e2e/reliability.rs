@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use wa_verify_core::{Error, ErrorKind};
+use wa_verify_core::{CodeMethod, ErrorKind, RequestCode};
 use wa_verify_sandbox::{FaultBody, FaultKind, NumberFault, SandboxConfig};
 
 use crate::support::*;
@@ -109,11 +109,43 @@ async fn fault_matrix_every_status_and_body_gives_the_right_kind_status_trace_an
     }
 }
 
-/// Drives `calls` request_code calls over `numbers` numbers with `workers` workers, each
-/// owning its numbers so codes can be counted per call. Returns (successes, failures by
-/// kind, duplicates).
-async fn soak(calls: usize, retry_ambiguous: bool) -> (u64, HashMap<&'static str, u64>, u64) {
-    let numbers = 1000usize;
+/// The live-code window of the soak: short, so numbers are sent to again and again.
+const SOAK_WINDOW: Duration = Duration::from_millis(150);
+
+/// What a soak saw.
+#[derive(Debug, Default)]
+struct Soak {
+    ok: u64,
+    failures: HashMap<&'static str, u64>,
+    /// Codes sent to a number within the window of its previous code, by a call that did
+    /// not ask to send again: the codes "never a second code by accident" forbids.
+    second_codes: u64,
+    shared: u64,
+    already_sent: u64,
+    replayed: u64,
+}
+
+/// Milliseconds since the epoch of the sandbox's `2026-12-02T16:00:41.123Z`.
+fn epoch_ms(rfc3339: &str) -> i64 {
+    let n = |r: std::ops::Range<usize>| rfc3339[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000 + n(20..23)
+}
+
+/// Drives `calls` request_code calls over 1000 numbers with 64 workers, with the dedup
+/// layer on as deployed: four workers call each number at about the same time (single
+/// flight), every request is repeated (the live-code window), one in ten asks to send
+/// again (with another language, so its codes can be told apart) and one in ten carries an
+/// idempotency key its group shares.
+async fn soak(calls: usize, retry_ambiguous: bool) -> Soak {
+    let numbers = 1000u64;
     let workers = 64usize;
     let mut cfg = SandboxConfig::default();
     cfg.faults.probability = 0.1;
@@ -129,76 +161,97 @@ async fn soak(calls: usize, retry_ambiguous: bool) -> (u64, HashMap<&'static str
     ccfg.timeouts.attempt = Some(Duration::from_millis(300));
     ccfg.retry.retry_ambiguous = retry_ambiguous;
     ccfg.retry.budget_percent = 0.0;
+    ccfg.dedup.window = SOAK_WINDOW;
     let c = client(ccfg);
-    let outbox = sb.outbox().clone();
     let started = std::time::Instant::now();
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
             let c = c.clone();
-            let outbox = outbox.clone();
             tokio::spawn(async move {
-                let mine: Vec<String> = (0..numbers)
-                    .filter(|n| n % workers == w)
-                    .map(|n| (5_000_000_000u64 + n as u64).to_string())
-                    .collect();
+                let group = (w / 4) as u64;
                 let share = calls / workers + usize::from(w < calls % workers);
-                let mut results: Vec<(String, Result<Option<String>, Error>, u64)> =
-                    Vec::with_capacity(share);
-                for k in 0..share {
-                    let id_ = &mine[k % mine.len()];
-                    let before = outbox.sent_to(id_);
-                    let r = c
-                        .request_code(request(id_))
-                        .await
-                        .map(|a| a.fbtrace_id().map(str::to_owned));
-                    let codes = outbox.sent_to(id_) - before;
-                    results.push((id_.clone(), r, codes));
+                let mut results = Vec::with_capacity(share);
+                for k in 0..share as u64 {
+                    // Each number twice in a row: the repeat meets the window.
+                    let n = (group * 61 + k / 2) % numbers;
+                    let id_ = (5_000_000_000 + n).to_string();
+                    let mut op = request(&id_);
+                    if k % 10 == 9 {
+                        op = RequestCode::new(id(&id_), CodeMethod::Sms, "pt_BR".parse().unwrap())
+                            .resend();
+                    } else if k % 10 == 4 {
+                        op = op.idempotency_key(format!("soak-{group}-{k}"));
+                    }
+                    results.push(c.request_code(op).await);
                 }
                 results
             })
         })
         .collect();
     let mut outcomes = 0usize;
-    let mut ok = 0u64;
-    let mut failures: HashMap<&'static str, u64> = HashMap::new();
-    let mut duplicates = 0u64;
-    let mut success_traces = Vec::new();
+    let mut soak = Soak::default();
+    let mut traces = Vec::new();
     for t in tasks {
-        for (_id, r, codes) in t.await.unwrap() {
+        for r in t.await.unwrap() {
             outcomes += 1;
-            duplicates += codes.saturating_sub(1);
             match r {
-                Ok(trace) => {
-                    ok += 1;
-                    if !retry_ambiguous {
-                        assert_eq!(codes, 1, "a success sent exactly one code");
+                Ok(a) => {
+                    soak.ok += 1;
+                    soak.shared += u64::from(a.is_shared());
+                    soak.replayed += u64::from(a.is_replayed());
+                    if a.already_sent().is_some() {
+                        soak.already_sent += 1;
+                        assert_eq!(a.attempts(), 0, "an already-sent answer sent nothing");
+                    } else {
+                        traces.push(a.fbtrace_id().expect("a sent code's answer has a trace id").to_owned());
                     }
-                    success_traces.push(trace.expect("every answer has a trace id"));
                 }
-                Err(e) => *failures.entry(e.kind().as_str()).or_default() += 1,
+                Err(e) => {
+                    soak.shared += u64::from(e.is_shared());
+                    soak.replayed += u64::from(e.is_replayed());
+                    *soak.failures.entry(e.kind().as_str()).or_default() += 1;
+                }
             }
         }
     }
     assert_eq!(outcomes, calls, "every call returned exactly one outcome");
-    assert_eq!(ok + failures.values().sum::<u64>(), calls as u64);
-    let mut by_trace: HashMap<String, u32> = HashMap::new();
-    for e in outbox.entries() {
-        *by_trace.entry(e.fbtrace_id).or_default() += 1;
+    assert_eq!(soak.ok + soak.failures.values().sum::<u64>(), calls as u64);
+    let entries = sb.outbox().entries();
+    let mut by_trace: HashMap<&str, u32> = HashMap::new();
+    let mut by_number: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for e in &entries {
+        *by_trace.entry(&e.fbtrace_id).or_default() += 1;
+        by_number
+            .entry(&e.phone_number_id)
+            .or_default()
+            .push((epoch_ms(&e.sent_at), &e.language));
     }
-    for t in &success_traces {
+    for t in &traces {
         assert_eq!(
-            by_trace.get(t),
+            by_trace.get(t.as_str()),
             Some(&1),
-            "a success matches exactly one outbox code"
+            "every success (own, shared or replayed) matches exactly one outbox code"
         );
     }
+    // A code that is not a resend must come a full window after the number's previous
+    // code (less 20 ms for the two clocks' rounding).
+    let window = SOAK_WINDOW.as_millis() as i64 - 20;
+    for codes in by_number.values_mut() {
+        codes.sort();
+        soak.second_codes += codes
+            .windows(2)
+            .filter(|p| p[1].1 == "en_US" && p[1].0 - p[0].0 < window)
+            .count() as u64;
+    }
     eprintln!(
-        "soak: {calls} calls in {:.1}s, {ok} ok, failures {failures:?}, duplicates {duplicates} (retry_ambiguous: {retry_ambiguous}), requests {}",
+        "soak: {calls} calls in {:.1}s, {} codes sent, {:?} (retry_ambiguous: {retry_ambiguous}), requests {}",
         started.elapsed().as_secs_f64(),
+        entries.len(),
+        soak,
         sb.stats().requests
     );
     sb.shutdown().await;
-    (ok, failures, duplicates)
+    soak
 }
 
 fn soak_calls() -> usize {
@@ -210,17 +263,21 @@ fn soak_calls() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_faults_of_every_kind_loses_nothing_and_never_sends_twice() {
-    let (ok, failures, duplicates) = soak(soak_calls(), false).await;
-    assert_eq!(duplicates, 0, "the default policy never sent a second code");
-    assert!(ok > 0 && !failures.is_empty());
+    let s = soak(soak_calls(), false).await;
+    assert_eq!(s.second_codes, 0, "the default policy never sent a second code");
+    assert!(s.ok > 0 && !s.failures.is_empty(), "{s:?}");
+    assert!(
+        s.shared > 0 && s.already_sent > 0 && s.replayed > 0,
+        "the soak shares, finds codes already sent and replays: {s:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_retry_ambiguous_counts_the_duplicates_it_causes() {
-    let (_, _, duplicates) = soak(4_000, true).await;
+    let s = soak(4_000, true).await;
     assert!(
-        duplicates >= 2,
-        "the two numbers that drop after sending were sent twice"
+        s.second_codes >= 2,
+        "the two numbers that drop after sending were sent twice: {s:?}"
     );
 }
 
@@ -278,10 +335,13 @@ async fn cancelled_calls_leak_no_tasks_slots_or_connections() {
         alive <= baseline + 2 * open as usize,
         "tasks alive {alive}, baseline {baseline}, connections {open}"
     );
-    // No slot is held: after a period every number is callable at once.
+    // No slot and no flight is held: after a period every number is callable at once
+    // (asking to send again, since a cancelled call may have sent a code).
     tokio::time::advance(Duration::from_secs(1)).await;
     for n in 0..20u64 {
-        let e = c.request_code(request(&(1000 + n).to_string())).await;
+        let e = c
+            .request_code(request(&(1000 + n).to_string()).resend())
+            .await;
         assert!(e.is_ok(), "{n}: {:?}", e.err());
     }
 }

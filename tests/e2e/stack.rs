@@ -75,7 +75,7 @@ async fn a_hanging_server_gives_a_timeout_after_the_attempt_timeout() {
 #[tokio::test]
 async fn ten_concurrent_calls_to_one_number_under_1_per_second_burst_1() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let mut cfg = client_config(sb.base_url());
+    let mut cfg = sending_config(sb.base_url());
     cfg.rate_limit.per_number = vec!["1/s"
         .parse::<wa_verify_core::rate_limit::Rate>()
         .map(|r| wa_verify_core::rate_limit::Quota::new(r, 1))
@@ -144,7 +144,7 @@ async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
     )
     .unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url()));
+    let c = client(sending_config(sb.base_url()));
     c.request_code(request("3")).await.unwrap();
     let e = c.request_code(request("3")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
@@ -167,7 +167,7 @@ async fn code_613_for_a_pre_verified_number_is_a_throttle_with_a_cooldown() {
     )
     .unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url()));
+    let c = client(sending_config(sb.base_url()));
     c.request_code(request("613").pre_verified()).await.unwrap();
     let e = c
         .request_code(request("613").pre_verified())
@@ -231,7 +231,7 @@ async fn after_meta_throttles_a_number_it_is_not_called_until_the_time_passes() 
     let cfg =
         SandboxConfig::from_toml("[quotas]\nper_number = { rate = \"1/min\", burst = 1 }").unwrap();
     let sb = sandbox(cfg).await;
-    let c = client(client_config(sb.base_url()));
+    let c = client(sending_config(sb.base_url()));
     c.request_code(request("5")).await.unwrap();
     // Meta (the sandbox) throttles: 429 with estimated_time_to_regain_access = 1 minute.
     let e = c.request_code(request("5")).await.unwrap_err();

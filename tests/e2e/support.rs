@@ -41,6 +41,15 @@ pub(crate) fn client_config(base: &str) -> StackConfig {
     c
 }
 
+/// [`client_config`] with the dedup layer off: for tests of the limiter, the retries
+/// and Meta's throttles, which call one number again and again and must see every call
+/// sent (dedup would answer the repeats from the number's live-code window).
+pub(crate) fn sending_config(base: &str) -> StackConfig {
+    let mut c = client_config(base);
+    c.dedup.enabled = false;
+    c
+}
+
 /// A loopback base URL nobody listens on: bound, then released, so connecting is refused.
 pub(crate) async fn closed_base() -> String {
     let port = TcpListener::bind("127.0.0.1:0")

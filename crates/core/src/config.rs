@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dedup::DedupConfig;
 /// Durations in config files (the crate-wide [`crate::duration`] module).
 pub use crate::duration;
 use crate::error::Error;
@@ -54,6 +55,8 @@ pub struct StackConfig {
     pub body_limit: usize,
     /// Attempt timeout and overall deadline.
     pub timeouts: TimeoutConfig,
+    /// One code per number: single flight, live-code window, idempotency keys.
+    pub dedup: DedupConfig,
     /// The retry policy.
     pub retry: RetryConfig,
     /// Per-number and global quotas.
@@ -73,6 +76,7 @@ impl Default for StackConfig {
             user_agent: None,
             body_limit: DEFAULT_BODY_LIMIT,
             timeouts: TimeoutConfig::default(),
+            dedup: DedupConfig::default(),
             retry: RetryConfig::default(),
             rate_limit: RateLimitConfig::default(),
             transport: TransportConfig::default(),

@@ -119,6 +119,7 @@ macro_rules! call_context_accessors {
 pub mod auth;
 mod client;
 pub mod config;
+pub mod dedup;
 pub mod duration;
 mod error;
 pub mod graph;
@@ -136,8 +137,8 @@ pub use self::client::{Client, ClientBuilder, HttpService, Stack};
 pub use self::error::{Error, ErrorKind, GraphApiError, Meaning, Throttle, TimeoutKind};
 pub use self::meta::ResponseMeta;
 pub use self::operation::{
-    ApiVersion, Attempt, CallContext, CodeMethod, Field, Language, Operation, PhoneNumberId,
-    RequestCode, RequestCodeResponse, RetryMode, Succeeded, VerificationCode, VerifyCode,
-    VerifyCodeResponse,
+    ApiVersion, Attempt, CallContext, CodeMethod, DedupRole, Field, Language, Operation,
+    PhoneNumberId, Progress, RequestCode, RequestCodeResponse, RetryMode, Succeeded,
+    VerificationCode, VerifyCode, VerifyCodeResponse,
 };
 pub use self::response::Response;

@@ -109,6 +109,11 @@ impl ResponseMeta {
         self.attempts
     }
 
+    /// The trace id of an answer given again (shared, replayed).
+    pub(crate) fn set_fbtrace_id(&mut self, id: Option<&str>) {
+        self.fbtrace_id = id.and_then(|t| HeaderValue::from_str(t).ok());
+    }
+
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.attempts = attempts;
     }

@@ -4,6 +4,7 @@ use std::ops::Deref;
 
 use http::StatusCode;
 
+use crate::dedup::mark::{AlreadySent, Deduplicated};
 use crate::meta::ResponseMeta;
 
 /// A successful answer: the typed output with its status and metadata.
@@ -12,6 +13,7 @@ pub struct Response<T> {
     status: StatusCode,
     output: T,
     meta: ResponseMeta,
+    dedup: Deduplicated,
 }
 
 impl<T> Response<T> {
@@ -25,6 +27,7 @@ impl<T> Response<T> {
             status,
             output,
             meta,
+            dedup: Deduplicated::No,
         }
     }
 
@@ -60,6 +63,33 @@ impl<T> Response<T> {
 
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.meta.set_attempts(attempts);
+    }
+
+    /// How the dedup layer answered (see [`dedup`](crate::dedup)).
+    pub fn deduplicated(&self) -> &Deduplicated {
+        &self.dedup
+    }
+
+    /// Whether this is the outcome of a concurrent call for the same number, shared.
+    pub fn is_shared(&self) -> bool {
+        self.dedup == Deduplicated::Shared
+    }
+
+    /// Whether this is the first outcome of the call's idempotency key, replayed.
+    pub fn is_replayed(&self) -> bool {
+        self.dedup == Deduplicated::Replayed
+    }
+
+    /// The code already sent in its window, when nothing was sent for this call.
+    pub fn already_sent(&self) -> Option<&AlreadySent> {
+        match &self.dedup {
+            Deduplicated::AlreadySent(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_deduplicated(&mut self, how: Deduplicated) {
+        self.dedup = how;
     }
 }
 

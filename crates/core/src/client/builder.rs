@@ -10,6 +10,7 @@ use tower::ServiceBuilder;
 use super::{Client, HttpService};
 use crate::auth::{AuthLayer, Token, TokenProvider};
 use crate::config::StackConfig;
+use crate::dedup::{DedupLayer, DedupStore};
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, GraphLayer};
 use crate::operation::ApiVersion;
@@ -129,10 +130,12 @@ impl ClientBuilder {
         };
         let rate_limit = c.rate_limit.layer()?;
         let (store, stats) = (rate_limit.store().clone(), rate_limit.stats().clone());
+        let dedup = DedupStore::beside(&store, c.dedup.clone());
         // The whole order, in one place, outermost first: the crate docs' diagram.
         let stack = ServiceBuilder::new()
             .layer(c.trace.layer(c.api_version))
             .layer(c.timeouts.deadline_layer())
+            .layer(DedupLayer::new(dedup.clone()))
             .layer(RetryLayer::new(policy))
             .layer(rate_limit)
             .layer(c.timeouts.attempt_layer())
@@ -142,6 +145,7 @@ impl ClientBuilder {
         Ok(Client {
             stack,
             store,
+            dedup,
             stats,
         })
     }

@@ -16,6 +16,7 @@ use tower::{Service, ServiceExt};
 
 use crate::auth::{Auth, Token};
 use crate::config::StackConfig;
+use crate::dedup::{Dedup, DedupStore};
 use crate::error::Error;
 use crate::graph::Graph;
 use crate::onboarding::{Deregister, Register, SuccessResponse};
@@ -30,9 +31,9 @@ use crate::trace::Trace;
 use crate::transport::Transport;
 
 /// The full stack over the HTTP service `H`, outermost first:
-/// `Trace → Deadline → Retry → RateLimit → AttemptTimeout → Graph → Auth → H`.
+/// `Trace → Deadline → Dedup → Retry → RateLimit → AttemptTimeout → Graph → Auth → H`.
 pub type Stack<H = Transport> =
-    Trace<Deadline<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, AnyStore>>>>;
+    Trace<Deadline<Dedup<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, AnyStore>>>>>;
 
 /// The verification client: every layer assembled in the recommended order.
 ///
@@ -54,6 +55,7 @@ pub type Stack<H = Transport> =
 pub struct Client<H = Transport> {
     stack: Stack<H>,
     store: AnyStore,
+    dedup: DedupStore,
     stats: Arc<RateLimitStats>,
 }
 
@@ -146,6 +148,11 @@ impl<H: HttpService> Client<H> {
     /// What the rate limiter did: calls that waited for their slot, calls refused locally.
     pub fn rate_limit_stats(&self) -> &RateLimitStats {
         &self.stats
+    }
+
+    /// The dedup state (single flight, live codes, idempotency keys).
+    pub fn dedup_store(&self) -> &DedupStore {
+        &self.dedup
     }
 
     /// The rate limiter's store (to inspect tracked numbers, cooldowns, or evict).

@@ -56,6 +56,28 @@ impl ErrorKind {
         }
     }
 
+    /// The kind named `name` (as [`as_str`](Self::as_str) writes it), else `fallback`.
+    pub(crate) fn from_str_or(name: &str, fallback: ErrorKind) -> ErrorKind {
+        const ALL: [ErrorKind; 13] = [
+            ErrorKind::BadRequest,
+            ErrorKind::Auth,
+            ErrorKind::Permission,
+            ErrorKind::NotFound,
+            ErrorKind::Unprocessable,
+            ErrorKind::RateLimited,
+            ErrorKind::Server,
+            ErrorKind::Timeout,
+            ErrorKind::Transport,
+            ErrorKind::Protocol,
+            ErrorKind::Unsuccessful,
+            ErrorKind::InvalidInput,
+            ErrorKind::WrongCode,
+        ];
+        ALL.into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or(fallback)
+    }
+
     /// The kind an HTTP error status stands for when the body has no overriding code.
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {

@@ -51,6 +51,17 @@ struct Inner {
     timeout: Option<TimeoutKind>,
     body_snippet: Option<String>,
     source: Option<Source>,
+    /// How the dedup layer answered: shared, replayed (or neither).
+    dedup: DedupMark,
+}
+
+/// How the dedup layer answered a failed call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum DedupMark {
+    #[default]
+    No,
+    Shared,
+    Replayed,
 }
 
 impl Error {
@@ -69,8 +80,20 @@ impl Error {
                 timeout: None,
                 body_snippet: None,
                 source: None,
+                dedup: DedupMark::No,
             }),
         }
+    }
+
+    /// A request refused because a code may already have gone out: an earlier call for the
+    /// number may have reached Meta. `kind` is that call's (a timeout, a lost connection).
+    pub(crate) fn maybe_sent(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, message.into(), Reach::Maybe)
+    }
+
+    /// A failure of `kind` before anything was sent: another call's, shared.
+    pub(crate) fn not_sent(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, message.into(), Reach::NotSent)
     }
 
     /// A value refused locally; nothing was sent. `message` says what is accepted.
@@ -138,6 +161,19 @@ impl Error {
         };
         let mut e = Self::new(ErrorKind::Timeout, message, Reach::Maybe);
         e.inner.timeout = Some(which);
+        e
+    }
+
+    /// The deadline passed while the call waited for a concurrent call for its number,
+    /// which may have sent a code meanwhile.
+    pub(crate) fn deadline_while_shared() -> Self {
+        let mut e = Self::new(
+            ErrorKind::Timeout,
+            "the deadline passed while waiting for a concurrent call for this number, which may have sent a code".into(),
+            Reach::Maybe,
+        );
+        e.inner.timeout = Some(TimeoutKind::Deadline);
+        e.mark_shared();
         e
     }
 
@@ -274,6 +310,30 @@ impl Error {
 
     pub(crate) fn set_attempts(&mut self, attempts: u32) {
         self.inner.meta.set_attempts(attempts);
+    }
+
+    pub(crate) fn set_retry_after(&mut self, wait: Duration) {
+        self.inner.retry_after = Some(wait);
+    }
+
+    /// Marks the outcome of a concurrent call for the same number, shared.
+    pub(crate) fn mark_shared(&mut self) {
+        self.inner.dedup = DedupMark::Shared;
+    }
+
+    /// Marks the first outcome of the call's idempotency key, replayed.
+    pub(crate) fn mark_replayed(&mut self) {
+        self.inner.dedup = DedupMark::Replayed;
+    }
+
+    /// Whether this is the outcome of a concurrent call for the same number, shared.
+    pub fn is_shared(&self) -> bool {
+        self.inner.dedup == DedupMark::Shared
+    }
+
+    /// Whether this is the first outcome of the call's idempotency key, replayed.
+    pub fn is_replayed(&self) -> bool {
+        self.inner.dedup == DedupMark::Replayed
     }
 
     /// Marks that an earlier attempt of the call may have reached the server, whatever

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use tracing::Span;
 use super::decode::decode;
 use crate::error::Error;
 use crate::meta::ResponseMeta;
-use crate::operation::Succeeded;
+use crate::operation::{Progress, Succeeded};
 use crate::response::Response;
 
 pin_project! {
@@ -24,6 +25,9 @@ pin_project! {
         state: State<F, B>,
         limit: usize,
         span: Span,
+        // Counts an attempt that failed before its request was written (a sending call's
+        // dedup leader needs to know).
+        progress: Option<Arc<Progress>>,
         _output: PhantomData<fn() -> T>,
     }
 }
@@ -44,11 +48,12 @@ pin_project! {
 }
 
 impl<F, B, T> ResponseFuture<F, B, T> {
-    pub(crate) fn new(fut: F, limit: usize, span: Span) -> Self {
+    pub(crate) fn new(fut: F, limit: usize, span: Span, progress: Option<Arc<Progress>>) -> Self {
         Self {
             state: State::Calling { fut },
             limit,
             span,
+            progress,
             _output: PhantomData,
         }
     }
@@ -58,6 +63,7 @@ impl<F, B, T> ResponseFuture<F, B, T> {
             state: State::Failed { error: Some(error) },
             limit: 0,
             span: Span::none(),
+            progress: None,
             _output: PhantomData,
         }
     }
@@ -92,7 +98,16 @@ where
                     return Poll::Ready(Err(e));
                 }
                 StateProj::Calling { fut } => {
-                    let res = ready!(fut.poll(cx)).map_err(Into::into)?;
+                    let res = match ready!(fut.poll(cx)).map_err(Into::into) {
+                        Ok(res) => res,
+                        Err(e) => {
+                            if let (Some(p), false) = (&this.progress, e.may_have_reached_server())
+                            {
+                                p.unsent();
+                            }
+                            return Poll::Ready(Err(e));
+                        }
+                    };
                     let (parts, body) = res.into_parts();
                     this.span
                         .record("http.response.status_code", parts.status.as_u16());

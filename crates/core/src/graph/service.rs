@@ -151,8 +151,13 @@ where
         let span = crate::trace::fields::attempt_span(op.attempt());
         match self.build(&op) {
             Ok(req) => {
+                // From here the request may be written: a sending call's leader counts it.
+                let progress = op.context().and_then(|c| c.progress.clone());
+                if let Some(p) = &progress {
+                    p.handed();
+                }
                 let fut = span.in_scope(|| self.inner.call(req));
-                ResponseFuture::new(fut, self.settings.body_limit, span)
+                ResponseFuture::new(fut, self.settings.body_limit, span, progress)
             }
             Err(e) => ResponseFuture::failed(e),
         }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::operation::{
-    shown, CallContext, Field, Operation, PhoneNumberId, QuotaClass, RetryMode, SixDigits,
-    Succeeded,
+    shown, CallContext, DedupRole, Field, Operation, PhoneNumberId, QuotaClass, RetryMode,
+    SixDigits, Succeeded,
 };
 
 /// The six-digit two-step verification PIN. Its `Debug` and `Display` print `Pin(***)`.
@@ -233,6 +233,10 @@ impl Operation for Register {
         QuotaClass::Registration
     }
 
+    fn dedup(&self) -> DedupRole<'_> {
+        DedupRole::SingleFlight
+    }
+
     call_context_accessors!();
 }
 
@@ -272,6 +276,10 @@ impl Operation for Deregister {
 
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::Registration
+    }
+
+    fn dedup(&self) -> DedupRole<'_> {
+        DedupRole::SingleFlight
     }
 
     call_context_accessors!();

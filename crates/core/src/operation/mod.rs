@@ -4,6 +4,9 @@
 mod values;
 mod verification;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 
 pub(crate) use self::values::{shown, SixDigits};
@@ -118,6 +121,11 @@ pub trait Operation: Clone + Send + Sync + 'static {
         None
     }
 
+    /// What the dedup layer does with it (nothing, unless the operation says).
+    fn dedup(&self) -> DedupRole<'_> {
+        DedupRole::None
+    }
+
     /// Which attempt this is (1 unless the retry policy set another).
     fn attempt(&self) -> Attempt {
         self.context().map(|c| c.attempt).unwrap_or_default()
@@ -132,14 +140,73 @@ pub trait Operation: Clone + Send + Sync + 'static {
 }
 
 /// What the layers write on an operation as it goes down the stack: which attempt this
-/// copy is, and when the whole call must end (set by the `Deadline` layer).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// copy is, when the whole call must end (set by the `Deadline` layer), and where to count
+/// the attempts handed to the HTTP service (set by the `Dedup` layer for a sending call).
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct CallContext {
     /// Which attempt this copy is sent as.
     pub attempt: Attempt,
     /// When the whole call must end, if it has a deadline.
     pub deadline: Option<tokio::time::Instant>,
+    /// Where the boundary counts what it hands to the HTTP service.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Two contexts are equal when they describe the same attempt and deadline; the progress
+/// counter is shared state, not part of the value.
+impl PartialEq for CallContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.attempt == other.attempt && self.deadline == other.deadline
+    }
+}
+
+impl Eq for CallContext {}
+
+/// Attempts of one leading call handed to the transport, and those that failed before
+/// anything was written: whether a leader that goes away may have sent its code.
+#[derive(Debug, Default)]
+pub struct Progress {
+    handed: AtomicU32,
+    unsent: AtomicU32,
+}
+
+impl Progress {
+    /// An attempt was handed to the HTTP service.
+    pub(crate) fn handed(&self) {
+        self.handed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// An attempt failed before anything was written.
+    pub(crate) fn unsent(&self) {
+        self.unsent.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether an attempt may have reached the server.
+    pub(crate) fn may_have_reached_server(&self) -> bool {
+        self.handed.load(Ordering::SeqCst) > self.unsent.load(Ordering::SeqCst)
+    }
+}
+
+/// What the dedup layer does with an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DedupRole<'a> {
+    /// Sends a code: single flight, the live-code window and idempotency keys.
+    SendCode {
+        /// SMS, VOICE or IVR.
+        method: CodeMethod,
+        /// The caller asked to send again: the window does not answer for it.
+        resend: bool,
+        /// The caller's idempotency key, if any.
+        idempotency_key: Option<&'a str>,
+    },
+    /// Checks a code: a success ends the number's live-code window.
+    CheckCode,
+    /// `register` / `deregister`: never two at once for a number.
+    SingleFlight,
+    /// Passes through.
+    None,
 }
 
 /// An answer with a `success` flag: `success: false` becomes an `unsuccessful` error.

@@ -1,9 +1,11 @@
 //! The verification calls: `request_code` and `verify_code`.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::values::{CodeMethod, Language, PhoneNumberId, VerificationCode};
-use super::{CallContext, Field, Operation, QuotaClass, Succeeded};
+use super::{CallContext, DedupRole, Field, Operation, QuotaClass, Succeeded};
 
 /// `pre_verified` and `is_pre_verified`: the calls Meta also offers on pre-verified phone
 /// number ids, at the same path with the same body.
@@ -33,6 +35,8 @@ pub struct RequestCode {
     code_method: CodeMethod,
     language: Language,
     pre_verified: bool,
+    resend: bool,
+    idempotency_key: Option<Arc<str>>,
     context: CallContext,
 }
 
@@ -48,11 +52,35 @@ impl RequestCode {
             code_method,
             language,
             pre_verified: false,
+            resend: false,
+            idempotency_key: None,
             context: CallContext::default(),
         }
     }
 
     pre_verified_accessors!("request_code");
+
+    /// Sends even when the number holds a live code (see [`dedup`](crate::dedup)): the
+    /// caller knows the first one did not arrive. The call goes through the normal limits.
+    #[must_use]
+    pub fn resend(mut self) -> Self {
+        self.resend = true;
+        self
+    }
+
+    /// Whether the call asks to send again.
+    pub fn is_resend(&self) -> bool {
+        self.resend
+    }
+
+    /// An idempotency key (1 to 255 visible ASCII characters): a repeated call with the same
+    /// key for the same number and method gets the first outcome instead of sending again.
+    /// A key that is not valid is refused when the call is made, before any I/O.
+    #[must_use]
+    pub fn idempotency_key(mut self, key: impl AsRef<str>) -> Self {
+        self.idempotency_key = Some(Arc::from(key.as_ref()));
+        self
+    }
 }
 
 impl Operation for RequestCode {
@@ -81,6 +109,14 @@ impl Operation for RequestCode {
 
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::RequestCode
+    }
+
+    fn dedup(&self) -> DedupRole<'_> {
+        DedupRole::SendCode {
+            method: self.code_method,
+            resend: self.resend,
+            idempotency_key: self.idempotency_key.as_deref(),
+        }
     }
 
     call_context_accessors!();
@@ -140,6 +176,10 @@ impl Operation for VerifyCode {
 
     fn quota_class(&self) -> QuotaClass {
         QuotaClass::VerifyCode
+    }
+
+    fn dedup(&self) -> DedupRole<'_> {
+        DedupRole::CheckCode
     }
 
     call_context_accessors!();

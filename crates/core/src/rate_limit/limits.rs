@@ -229,17 +229,6 @@ impl Limits {
         }
     }
 
-    /// The longest span a quota's state covers (interval × burst): a number idle that
-    /// long holds nothing any quota remembers.
-    pub(crate) fn longest_span(&self) -> Duration {
-        self.per_number
-            .iter()
-            .chain(&self.verify_per_number)
-            .map(Quota::span)
-            .max()
-            .unwrap_or_default()
-    }
-
     /// Checks what the fields' types cannot: at most [`MAX_QUOTAS`] per-number quotas
     /// per kind of call, and a `max_cooldown` within [`MAX_SPAN`].
     ///

@@ -177,11 +177,6 @@ impl Quota {
         self.burst.unwrap_or(self.rate.count)
     }
 
-    /// How long a number's state under this quota lasts: interval × burst.
-    pub(crate) fn span(&self) -> Duration {
-        self.rate.interval() * self.burst().get()
-    }
-
     pub(crate) fn to_governor(self) -> governor::Quota {
         // `Rate::new` keeps the interval at 1 µs or more, so governor's non-zero period
         // always holds; the fallback is never taken.

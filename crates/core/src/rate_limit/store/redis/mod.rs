@@ -170,6 +170,42 @@ impl RedisStore {
         self.inner.fallbacks.load(Ordering::Relaxed)
     }
 
+    /// The shared connection, for the dedup store that lives beside the limits. Only
+    /// inside a runtime.
+    pub(crate) fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        self.inner.conn()
+    }
+
+    /// The prefix every key of this store carries.
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.inner.config.key_prefix
+    }
+
+    /// How long one Redis call may take before `on_store_error` answers.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
+    /// What to do while Redis cannot be used.
+    pub(crate) fn on_store_error(&self) -> OnStoreError {
+        self.inner.config.on_store_error
+    }
+
+    /// Whether Redis is skipped right now (an outage, between probes).
+    pub(crate) fn skipping(&self) -> bool {
+        self.inner.skipping()
+    }
+
+    /// Reports a failed Redis call: the store treats Redis as down until a probe answers.
+    pub(crate) fn failed(&self, why: &str) {
+        self.inner.failed(why);
+    }
+
+    /// [`failed`](Self::failed), saying what kind of failure `e` was.
+    pub(crate) fn failed_on(&self, e: &redis::RedisError) {
+        self.inner.failed(probe::why(e));
+    }
+
     fn key(&self, key: Key) -> String {
         format!("{}{key}", self.inner.config.key_prefix)
     }

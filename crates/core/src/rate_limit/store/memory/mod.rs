@@ -11,125 +11,26 @@
 //! store keeps the proposals only when every limit allowed. The app's quota is one state
 //! shared by every number, lent the same way and committed with a compare-and-swap.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{ready, Ready};
-use std::hash::{BuildHasher, Hash, Hasher};
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::clock::Clock;
-use governor::middleware::NoOpMiddleware;
-use governor::nanos::Nanos;
-use governor::state::StateStore;
 use governor::RateLimiter;
 
+mod gcra;
+mod numbers;
+
+use self::gcra::{decide, Gcra, KeyHasher, LentState, TokioClock};
+use self::numbers::Numbers;
 use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
 use crate::rate_limit::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
-
-// ===== clock =====
-
-/// governor's clock on tokio's time, so tokio's paused clock drives the limiter in tests.
-#[derive(Clone, Debug)]
-struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self {
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.start.elapsed())
-    }
-}
-
-// ===== hasher =====
-
-/// A fast hasher for numeric keys: phone number ids are already well spread, so a
-/// multiply-rotate is enough and much cheaper than SipHash on the hot path.
-#[derive(Clone, Copy, Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-impl BuildHasher for KeyHasher {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-// ===== a GCRA state lent to governor =====
-
-/// One GCRA state (governor's "theoretical arrival time", 0 for a fresh one) lent to
-/// governor for one decision: governor reads it and, when it allows the call, writes the
-/// next state back into the cell. Nothing is stored unless the store copies it out.
-#[derive(Clone, PartialEq, Eq)]
-struct Lent(Cell<u64>);
-
-impl Hash for Lent {
-    // One state per decision: there is nothing to tell apart.
-    fn hash<H: Hasher>(&self, _: &mut H) {}
-}
-
-/// The "state store" of a lent state: the state travels in the key.
-#[derive(Debug, Default)]
-struct LentState;
-
-impl StateStore for LentState {
-    type Key = Lent;
-
-    fn measure_and_replace<T, F, E>(&self, key: &Lent, f: F) -> Result<T, E>
-    where
-        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
-    {
-        let tat = key.0.get();
-        let (outcome, next) = f((tat > 0).then(|| Nanos::from(tat)))?;
-        key.0.set(next.as_u64().max(1));
-        Ok(outcome)
-    }
-}
-
-type Gcra = RateLimiter<Lent, LentState, TokioClock, NoOpMiddleware<Nanos>>;
-
-/// A quota's GCRA decision for a state, without keeping anything: `Ok(next state)` or
-/// `Err(wait)`.
-fn decide(gcra: &Gcra, clock: &TokioClock, tat: u64) -> Result<u64, Duration> {
-    let lent = Lent(Cell::new(tat));
-    match gcra.check_key(&lent) {
-        Ok(()) => Ok(lent.0.get()),
-        Err(not_until) => Err(not_until.wait_time_from(clock.now())),
-    }
-}
 
 // ===== MemoryStore =====
 
@@ -158,9 +59,10 @@ struct Inner {
     clock: TokioClock,
     evict_every: u64,
     calls: AtomicU64,
-    /// How long a number idle since its last slot still holds quota state (ns).
-    longest_span: u64,
-    numbers: DashMap<u64, Record, KeyHasher>,
+    /// How much later than the store's clock the quotas' own clocks started (ns): governor
+    /// counts each quota's states from its limiter's creation.
+    skew: u64,
+    numbers: Numbers,
     /// Cooldowns, wrong codes and registrations of the numbers that have any; locked after
     /// `numbers` when both are (never the other way round).
     extras: DashMap<u64, Extra, KeyHasher>,
@@ -169,38 +71,6 @@ struct Inner {
     extras_held: AtomicBool,
     /// Until when the whole app cools down, per class (0: not).
     app_cooldown: [AtomicU64; 4],
-}
-
-/// A number's GCRA states (governor's "theoretical arrival times", 0 when fresh), in the
-/// order of `Inner::quotas`: inline for the common one or two quotas, so a tracked number
-/// costs about 40 bytes.
-enum Tats {
-    Inline([u64; 2]),
-    Spilled(Box<[u64]>),
-}
-
-impl Tats {
-    fn new(quotas: usize) -> Self {
-        if quotas <= 2 {
-            Tats::Inline([0; 2])
-        } else {
-            Tats::Spilled(vec![0; quotas].into_boxed_slice())
-        }
-    }
-
-    fn as_mut(&mut self) -> &mut [u64] {
-        match self {
-            Tats::Inline(t) => t,
-            Tats::Spilled(t) => t,
-        }
-    }
-}
-
-/// A number's quota states, locked as one for a check.
-struct Record {
-    tats: Tats,
-    /// When the number last took a quota slot (ns on the store's clock).
-    last_slot: u64,
 }
 
 /// What few numbers hold: cooldowns, wrong codes, registrations. Kept apart, so the
@@ -263,6 +133,8 @@ impl MemoryStore {
             .chain(&limits.verify_per_number)
             .map(gcra)
             .collect();
+        let skew = clock.now().as_u64();
+        let numbers = Numbers::new(quotas.len());
         Self {
             inner: Arc::new(Inner {
                 request_code: (0, limits.per_number.len()),
@@ -270,13 +142,13 @@ impl MemoryStore {
                 quotas,
                 global: limits.global.as_ref().map(gcra),
                 global_tat: AtomicU64::new(0),
-                longest_span: nanos(limits.longest_span()),
+                skew,
                 limits,
                 clock,
                 evict_every,
                 calls: AtomicU64::new(0),
-                numbers: DashMap::with_hasher(KeyHasher(0)),
-                extras: DashMap::with_hasher(KeyHasher(0)),
+                numbers,
+                extras: DashMap::with_hasher(KeyHasher::default()),
                 extras_held: AtomicBool::new(false),
                 app_cooldown: Default::default(),
             }),
@@ -295,7 +167,7 @@ impl MemoryStore {
         let only_extra = i
             .extras
             .iter()
-            .filter(|e| !i.numbers.contains_key(e.key()))
+            .filter(|e| !i.numbers.contains(*e.key()))
             .count();
         i.numbers.len() + only_extra
     }
@@ -316,9 +188,7 @@ impl MemoryStore {
         let i = &*self.inner;
         let now = self.now();
         let window = i.limits.registration.map_or(0, |r| nanos(r.window()));
-        i.numbers
-            .retain(|_, r| r.last_slot.saturating_add(i.longest_span) > now);
-        i.numbers.shrink_to_fit();
+        i.numbers.evict(now, i.skew);
         i.extras.retain(|_, e| !e.is_idle(now, window));
         i.extras.shrink_to_fit();
     }
@@ -342,15 +212,31 @@ impl MemoryStore {
             QuotaClass::VerifyCode => i.verify_code,
             QuotaClass::Registration | QuotaClass::Other => (0, 0),
         };
-        // The number's record stays locked until the check is done: no other call for the
-        // same number can slip between the decisions and the commit. Its extra state is
-        // locked after it, and only looked at while any number holds some.
-        let mut record = (count > 0).then(|| {
-            i.numbers.entry(key).or_insert_with(|| Record {
-                tats: Tats::new(i.quotas.len()),
-                last_slot: 0,
+        // The number's states stay locked until the check is done: no other call for the
+        // same number can slip between the decisions and the commit.
+        let quotas = start..start + count;
+        if count > 0 {
+            i.numbers.with(key, |tats| {
+                self.settle(key, class, now, app, quotas, Some(tats))
             })
-        });
+        } else {
+            self.settle(key, class, now, app, quotas, None)
+        }
+    }
+
+    /// The check once the number's states are held: its extra state (locked after them,
+    /// and only looked at while any number holds some), every limit's decision, then the
+    /// commit of every slot or none.
+    fn settle(
+        &self,
+        key: u64,
+        class: QuotaClass,
+        now: u64,
+        app: u64,
+        quotas: std::ops::Range<usize>,
+        mut tats: Option<&mut [u64]>,
+    ) -> Admission {
+        let i = &*self.inner;
         let budgeted = class == QuotaClass::Registration && i.limits.registration.is_some();
         let mut extra = if budgeted {
             i.extras_held.store(true, Ordering::Relaxed);
@@ -398,9 +284,8 @@ impl MemoryStore {
                 refusal = Some((w, scope));
             }
         };
-        if let Some(r) = record.as_deref_mut() {
-            let tats = r.tats.as_mut();
-            for (n, idx) in (start..start + count).enumerate() {
+        if let Some(tats) = tats.as_deref_mut() {
+            for (n, idx) in quotas.clone().enumerate() {
                 match decide(&i.quotas[idx], &i.clock, tats[idx]) {
                     Ok(next) if n < proposed.len() => proposed[n] = next,
                     Ok(_) => {}
@@ -419,9 +304,8 @@ impl MemoryStore {
         if let Admission::Wait { wait, scope } = self.take_global() {
             return Admission::Wait { wait, scope };
         }
-        if let Some(r) = record.as_deref_mut() {
-            let tats = r.tats.as_mut();
-            for (n, idx) in (start..start + count).enumerate() {
+        if let Some(tats) = tats {
+            for (n, idx) in quotas.enumerate() {
                 tats[idx] = match proposed.get(n) {
                     Some(&next) => next,
                     // More quotas than config accepts (a store built by hand): decide
@@ -429,7 +313,6 @@ impl MemoryStore {
                     None => decide(&i.quotas[idx], &i.clock, tats[idx]).unwrap_or(tats[idx]),
                 };
             }
-            r.last_slot = now;
         }
         if let (true, Some(e)) = (budgeted, extra.as_deref_mut()) {
             e.registrations.push_back(now);

@@ -1,0 +1,177 @@
+//! Where the dedup state lives: in this process, or in the Redis the rate limiter uses.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::begin::{BoxFuture, Key, SendCode};
+use super::config::{check_key, DedupConfig};
+use super::memory::{MemoryDedup, MemoryLead};
+use super::outcome::Outcome;
+use crate::operation::{DedupRole, Progress};
+
+/// The lead of one sending call: [`finish`](Lead::finish) it with the outcome. Dropped
+/// unfinished (the call was cancelled), it finishes with what its progress allows.
+pub(crate) enum Lead {
+    Memory(MemoryLead),
+    #[cfg(feature = "redis")]
+    Redis(super::redis::RedisLead),
+}
+
+impl Lead {
+    /// Lets a lead that is dropped unfinished tell whether its request may have been sent.
+    pub(crate) fn watch(&mut self, progress: Arc<Progress>) {
+        match self {
+            Lead::Memory(l) => l.watch(progress),
+            #[cfg(feature = "redis")]
+            Lead::Redis(l) => l.watch(progress),
+        }
+    }
+
+    /// Records the outcome, and hands it to any follower. Memory: done at once; Redis: the
+    /// returned future writes it.
+    pub(crate) fn finish(self, outcome: Outcome) -> Option<BoxFuture<()>> {
+        match self {
+            Lead::Memory(l) => {
+                l.finish(outcome);
+                None
+            }
+            #[cfg(feature = "redis")]
+            Lead::Redis(l) => Some(l.finish(outcome)),
+        }
+    }
+}
+
+/// What a sending call learns, with this store's lead.
+pub(crate) type Begin = super::begin::Begin<Lead>;
+
+/// A begin answered at once (memory) or after a round trip (Redis).
+pub(crate) enum BeginFuture {
+    Ready(Begin),
+    #[cfg(feature = "redis")]
+    Pending(BoxFuture<Begin>),
+}
+
+/// The dedup state: in this process, or shared by every replica through Redis.
+#[derive(Clone)]
+pub struct DedupStore {
+    inner: Inner,
+    config: Arc<DedupConfig>,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Memory(MemoryDedup),
+    /// With this process's own state for when Redis cannot be used.
+    #[cfg(feature = "redis")]
+    Redis(super::redis::RedisDedup, MemoryDedup),
+}
+
+impl fmt::Debug for DedupStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.inner {
+            Inner::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Inner::Redis(..) => "redis",
+        };
+        f.debug_struct("DedupStore")
+            .field("store", &kind)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl DedupStore {
+    /// A store in this process only.
+    pub fn memory(config: DedupConfig) -> Self {
+        Self {
+            inner: Inner::Memory(MemoryDedup::new(&config)),
+            config: Arc::new(config),
+        }
+    }
+
+    /// A store in the Redis the rate limiter's `store` uses: every replica shares it.
+    /// While Redis cannot be used, `on_store_error` decides: `deny` refuses, the others
+    /// use this process's own state.
+    #[cfg(feature = "redis")]
+    pub fn redis(store: &crate::rate_limit::redis::RedisStore, config: DedupConfig) -> Self {
+        Self {
+            inner: Inner::Redis(
+                super::redis::RedisDedup::new(store, &config),
+                MemoryDedup::new(&config),
+            ),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The store beside the rate limiter's `store`: in Redis when the limiter's state is,
+    /// so every replica shares one send; else in this process.
+    pub fn beside(store: &crate::rate_limit::AnyStore, config: DedupConfig) -> Self {
+        match store {
+            #[cfg(feature = "redis")]
+            crate::rate_limit::AnyStore::Redis(r) => Self::redis(r, config),
+            _ => Self::memory(config),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DedupConfig {
+        &self.config
+    }
+
+    /// Decides what a sending call does: lead, answer at once, follow, or be refused.
+    pub(crate) fn begin(&self, key: Key, role: DedupRole<'_>) -> BeginFuture {
+        let send = match role {
+            DedupRole::SendCode {
+                method,
+                resend,
+                idempotency_key,
+            } => {
+                if let Some(k) = idempotency_key {
+                    if let Err(e) = check_key(k) {
+                        return BeginFuture::Ready(Begin::Refuse(e));
+                    }
+                }
+                Some(SendCode {
+                    method,
+                    resend,
+                    idempotency_key: idempotency_key.map(str::to_owned),
+                })
+            }
+            _ => None,
+        };
+        match &self.inner {
+            Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send).map_lead(Lead::Memory)),
+            #[cfg(feature = "redis")]
+            Inner::Redis(r, fallback) => {
+                let (r, fallback) = (r.clone(), fallback.clone());
+                BeginFuture::Pending(Box::pin(async move {
+                    match r.begin(&key, send.as_ref()).await {
+                        Ok(b) => b.map_lead(Lead::Redis),
+                        Err(super::redis::Unavailable::Deny) => Begin::Refuse(crate::Error::rate_limited_locally(
+                            "the dedup store (Redis) is unavailable and rate_limit.store.on_store_error = \"deny\"; nothing was sent",
+                            std::time::Duration::from_millis(200),
+                        )),
+                        Err(super::redis::Unavailable::Local) => {
+                            fallback.begin(key, send).map_lead(Lead::Memory)
+                        }
+                    }
+                }))
+            }
+        }
+    }
+
+    /// A `verify_code` for the number succeeded: its live code is used up.
+    pub(crate) fn verified(&self, number: u64) -> Option<BoxFuture<()>> {
+        match &self.inner {
+            Inner::Memory(m) => {
+                m.verified(number);
+                None
+            }
+            #[cfg(feature = "redis")]
+            Inner::Redis(r, fallback) => {
+                fallback.verified(number);
+                Some(r.verified(number))
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! governor's GCRA as a pure decision: a state is lent to it, and its proposal is kept
+//! only when the caller decides to. Also the clock and the hasher the store's maps use.
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::RateLimiter;
+
+// ===== clock =====
+
+/// governor's clock on tokio's time, so tokio's paused clock drives the limiter in tests.
+#[derive(Clone, Debug)]
+pub(super) struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.start.elapsed())
+    }
+}
+
+// ===== hasher =====
+
+/// A fast hasher for numeric keys: phone number ids are already well spread, so a
+/// multiply-rotate is enough and much cheaper than SipHash on the hot path.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
+    }
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+// ===== a GCRA state lent to governor =====
+
+/// One GCRA state (governor's "theoretical arrival time", 0 for a fresh one) lent to
+/// governor for one decision: governor reads it and, when it allows the call, writes the
+/// next state back into the cell. Nothing is stored unless the store copies it out.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Lent(Cell<u64>);
+
+impl Hash for Lent {
+    // One state per decision: there is nothing to tell apart.
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+/// The "state store" of a lent state: the state travels in the key.
+#[derive(Debug, Default)]
+pub(super) struct LentState;
+
+impl StateStore for LentState {
+    type Key = Lent;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Lent, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let tat = key.0.get();
+        let (outcome, next) = f((tat > 0).then(|| Nanos::from(tat)))?;
+        key.0.set(next.as_u64().max(1));
+        Ok(outcome)
+    }
+}
+
+pub(super) type Gcra = RateLimiter<Lent, LentState, TokioClock, NoOpMiddleware<Nanos>>;
+
+/// A quota's GCRA decision for a state, without keeping anything: `Ok(next state)` or
+/// `Err(wait)`.
+pub(super) fn decide(gcra: &Gcra, clock: &TokioClock, tat: u64) -> Result<u64, Duration> {
+    let lent = Lent(Cell::new(tat));
+    match gcra.check_key(&lent) {
+        Ok(()) => Ok(lent.0.get()),
+        Err(not_until) => Err(not_until.wait_time_from(clock.now())),
+    }
+}
