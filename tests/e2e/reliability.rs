@@ -203,7 +203,11 @@ async fn soak(calls: usize, retry_ambiguous: bool) -> Soak {
                         soak.already_sent += 1;
                         assert_eq!(a.attempts(), 0, "an already-sent answer sent nothing");
                     } else {
-                        traces.push(a.fbtrace_id().expect("a sent code's answer has a trace id").to_owned());
+                        traces.push(
+                            a.fbtrace_id()
+                                .expect("a sent code's answer has a trace id")
+                                .to_owned(),
+                        );
                     }
                 }
                 Err(e) => {
@@ -264,7 +268,10 @@ fn soak_calls() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_faults_of_every_kind_loses_nothing_and_never_sends_twice() {
     let s = soak(soak_calls(), false).await;
-    assert_eq!(s.second_codes, 0, "the default policy never sent a second code");
+    assert_eq!(
+        s.second_codes, 0,
+        "the default policy never sent a second code"
+    );
     assert!(s.ok > 0 && !s.failures.is_empty(), "{s:?}");
     assert!(
         s.shared > 0 && s.already_sent > 0 && s.replayed > 0,

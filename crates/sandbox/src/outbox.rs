@@ -143,8 +143,11 @@ impl Outbox {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Every request received on the API paths.
+    /// Every request answered (or dropped) on the API paths.
     pub requests: u64,
+    /// Every request that arrived on the API paths, counted on arrival: a request still
+    /// being answered (a hang, a latency fault) is here and not yet in `requests`.
+    pub received: u64,
     /// Answers by HTTP status; `dropped` for connections closed without an answer.
     pub by_status: BTreeMap<String, u64>,
     /// Error answers by Graph code.
@@ -192,7 +195,10 @@ impl StatsCell {
     }
 
     pub(crate) fn enter(&self) -> InFlight {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).in_flight += 1;
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.in_flight += 1;
+        s.received += 1;
+        drop(s);
         InFlight(self.clone())
     }
 

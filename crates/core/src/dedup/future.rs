@@ -22,6 +22,19 @@ use crate::response::Response;
 /// How often a follower whose leader was cancelled before sending tries to lead itself.
 const MAX_REBEGINS: u8 = 2;
 
+/// A call that has not led yet: what it needs to lead later (after a Redis round trip, or
+/// when the leader it follows gives up before sending). Boxed, so the common future (a
+/// call that leads at once) stays small.
+pub(crate) struct Waiting<S, O> {
+    inner: S,
+    op: O,
+    store: DedupStore,
+    key: Key,
+    progress: Arc<Progress>,
+    deadline: Option<Instant>,
+    rebegins: u8,
+}
+
 pin_project! {
     /// Shares one send between calls: leads (calls the inner service and records the
     /// outcome), follows another call's send, or answers at once.
@@ -30,29 +43,27 @@ pin_project! {
         S: Service<O>,
     {
         #[pin]
-        state: State<S::Future>,
-        // Until the call leads: the inner service and the operation. Kept while it
-        // follows, so it can lead itself if its leader gives up before sending.
-        pending: Option<Box<(S, O)>>,
-        begin: Option<(DedupStore, Key)>,
-        rebegins: u8,
-        progress: Option<Arc<Progress>>,
-        deadline: Option<Instant>,
-        // The answer, while its outcome is being written to the store.
-        result: Option<Result<S::Response, Error>>,
+        state: State<S::Future, Box<Waiting<S, O>>, Result<S::Response, Error>>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F, W, R> {
         Calling { #[pin] fut: F, lead: Option<Lead>, verified: Option<(DedupStore, u64)> },
-        Beginning { fut: BoxFuture<Begin> },
-        Following { fut: BoxFuture<Option<Outcome>> },
-        Finishing { fut: BoxFuture<()> },
-        Done,
+        Beginning { fut: BoxFuture<Begin>, waiting: Option<W> },
+        Following { fut: BoxFuture<Option<Outcome>>, waiting: Option<W> },
+        // The answer, while its outcome is being written to the store.
+        Finishing { fut: BoxFuture<()>, result: Option<R> },
+        Done { result: Option<R> },
     }
 }
+
+type StateOf<S, O> = State<
+    <S as Service<O>>::Future,
+    Box<Waiting<S, O>>,
+    Result<<S as Service<O>>::Response, Error>,
+>;
 
 impl<S, O, T> ResponseFuture<S, O>
 where
@@ -76,12 +87,6 @@ where
                 lead,
                 verified,
             },
-            pending: None,
-            begin: None,
-            rebegins: 0,
-            progress: None,
-            deadline: None,
-            result: None,
         }
     }
 
@@ -95,46 +100,33 @@ where
         deadline: Option<Instant>,
     ) -> Self {
         let begin = store.begin(key.clone(), op.dedup());
-        let mut this = Self {
-            state: State::Done,
-            pending: None,
-            begin: None,
-            rebegins: 0,
-            progress: Some(progress),
-            deadline,
-            result: None,
+        let waiting = |inner, op, progress| {
+            Box::new(Waiting {
+                inner,
+                op,
+                store: store.clone(),
+                key,
+                progress,
+                deadline,
+                rebegins: 0,
+            })
         };
-        this.state = match begin {
+        let state = match begin {
             // The common case, a call that leads at once, needs no box.
-            BeginFuture::Ready(Begin::Lead(lead)) => {
-                lead_with(lead, &this.progress, inner.call(op))
-            }
-            BeginFuture::Ready(b) => {
-                this.pending = Some(Box::new((inner, op)));
-                this.begin = Some((store.clone(), key));
-                next(
-                    b,
-                    &mut this.pending,
-                    &this.progress,
-                    deadline,
-                    &mut this.result,
-                )
-            }
+            BeginFuture::Ready(Begin::Lead(lead)) => lead_with(lead, progress, inner.call(op)),
+            BeginFuture::Ready(b) => next(b, waiting(inner, op, progress)),
             #[cfg(feature = "redis")]
-            BeginFuture::Pending(fut) => {
-                this.pending = Some(Box::new((inner, op)));
-                this.begin = Some((store.clone(), key));
-                State::Beginning { fut }
-            }
+            BeginFuture::Pending(fut) => State::Beginning {
+                fut,
+                waiting: Some(waiting(inner, op, progress)),
+            },
         };
-        this
+        Self { state }
     }
 }
 
-fn lead_with<F>(mut lead: Lead, progress: &Option<Arc<Progress>>, fut: F) -> State<F> {
-    if let Some(p) = progress {
-        lead.watch(p.clone());
-    }
+fn lead_with<F, W, R>(mut lead: Lead, progress: Arc<Progress>, fut: F) -> State<F, W, R> {
+    lead.watch(progress);
     tracing::debug!("dedup: leading");
     State::Calling {
         fut,
@@ -145,47 +137,41 @@ fn lead_with<F>(mut lead: Lead, progress: &Option<Arc<Progress>>, fut: F) -> Sta
 
 /// The state a store's answer leads to; the inner service is called only when this call
 /// leads.
-fn next<S, O, T>(
-    begin: Begin,
-    pending: &mut Option<Box<(S, O)>>,
-    progress: &Option<Arc<Progress>>,
-    deadline: Option<Instant>,
-    result: &mut Option<Result<Response<T>, Error>>,
-) -> State<S::Future>
+fn next<S, O, T>(begin: Begin, waiting: Box<Waiting<S, O>>) -> StateOf<S, O>
 where
     S: Service<O, Response = Response<T>, Error = Error>,
     T: DeserializeOwned,
 {
     match begin {
-        Begin::Lead(lead) => match pending.take() {
-            Some(p) => {
-                let (mut inner, op) = *p;
-                lead_with(lead, progress, inner.call(op))
-            }
-            None => {
-                *result = Some(Err(polled_after_completion()));
-                State::Done
-            }
-        },
+        Begin::Lead(lead) => {
+            let Waiting {
+                mut inner,
+                op,
+                progress,
+                ..
+            } = *waiting;
+            lead_with(lead, progress, inner.call(op))
+        }
         Begin::Answer {
             outcome,
             how,
             retry_after,
         } => {
             tracing::debug!(dedup = how_name(&how), "dedup: answered without sending");
-            *result = Some(outcome.answer(how, retry_after));
-            State::Done
+            State::Done {
+                result: Some(outcome.answer(how, retry_after)),
+            }
         }
         Begin::Follow(follow) => {
             tracing::debug!(dedup = "shared", "dedup: joining a send in progress");
             State::Following {
-                fut: follow_until(follow, deadline),
+                fut: follow_until(follow, waiting.deadline),
+                waiting: Some(waiting),
             }
         }
-        Begin::Refuse(e) => {
-            *result = Some(Err(e));
-            State::Done
-        }
+        Begin::Refuse(e) => State::Done {
+            result: Some(Err(e)),
+        },
     }
 }
 
@@ -231,9 +217,9 @@ where
     type Output = Result<Response<T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let mut state = self.project().state;
         loop {
-            let next = match this.state.as_mut().project() {
+            let next = match state.as_mut().project() {
                 StateProj::Calling {
                     fut,
                     lead,
@@ -241,47 +227,41 @@ where
                 } => {
                     let result = ready!(fut.poll(cx));
                     let write = match (lead.take(), verified.take()) {
-                        (Some(lead), _) => lead.finish(Outcome::of(&result)),
+                        (Some(lead), _) => lead.finish(&result),
                         (None, Some((store, number))) if result.is_ok() => store.verified(number),
                         _ => None,
                     };
                     match write {
                         None => return Poll::Ready(result),
-                        Some(fut) => {
-                            *this.result = Some(result);
-                            State::Finishing { fut }
-                        }
+                        Some(fut) => State::Finishing {
+                            fut,
+                            result: Some(result),
+                        },
                     }
                 }
-                StateProj::Beginning { fut } => {
+                StateProj::Beginning { fut, waiting } => {
                     let begin = ready!(fut.as_mut().poll(cx));
-                    next(
-                        begin,
-                        this.pending,
-                        this.progress,
-                        *this.deadline,
-                        this.result,
-                    )
+                    match waiting.take() {
+                        Some(w) => next(begin, w),
+                        None => return Poll::Ready(Err(polled_after_completion())),
+                    }
                 }
-                StateProj::Following { fut } => match ready!(fut.as_mut().poll(cx)) {
+                StateProj::Following { fut, waiting } => match ready!(fut.as_mut().poll(cx)) {
                     // The leader gave up before sending: nothing to share; lead instead.
-                    Some(Outcome::Dropped) if *this.rebegins < MAX_REBEGINS => {
-                        *this.rebegins += 1;
-                        match (this.begin.as_ref(), this.pending.as_ref()) {
-                            (Some((store, key)), Some(p)) => {
-                                match store.begin(key.clone(), p.1.dedup()) {
-                                    BeginFuture::Ready(b) => next(
-                                        b,
-                                        this.pending,
-                                        this.progress,
-                                        *this.deadline,
-                                        this.result,
-                                    ),
-                                    #[cfg(feature = "redis")]
-                                    BeginFuture::Pending(fut) => State::Beginning { fut },
-                                }
-                            }
-                            _ => return Poll::Ready(Err(polled_after_completion())),
+                    Some(Outcome::Dropped)
+                        if waiting.as_ref().is_some_and(|w| w.rebegins < MAX_REBEGINS) =>
+                    {
+                        let Some(mut w) = waiting.take() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
+                        w.rebegins += 1;
+                        match w.store.begin(w.key.clone(), w.op.dedup()) {
+                            BeginFuture::Ready(b) => next(b, w),
+                            #[cfg(feature = "redis")]
+                            BeginFuture::Pending(fut) => State::Beginning {
+                                fut,
+                                waiting: Some(w),
+                            },
                         }
                     }
                     Some(outcome) => {
@@ -289,23 +269,23 @@ where
                     }
                     None => return Poll::Ready(Err(Error::deadline_while_shared())),
                 },
-                StateProj::Finishing { fut } => {
+                StateProj::Finishing { fut, result } => {
                     ready!(fut.as_mut().poll(cx));
                     return Poll::Ready(
-                        this.result
+                        result
                             .take()
                             .unwrap_or_else(|| Err(polled_after_completion())),
                     );
                 }
-                StateProj::Done => {
+                StateProj::Done { result } => {
                     return Poll::Ready(
-                        this.result
+                        result
                             .take()
                             .unwrap_or_else(|| Err(polled_after_completion())),
                     );
                 }
             };
-            this.state.set(next);
+            state.set(next);
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The dedup state in this process: flights in progress, live-code windows and
 //! idempotency keys.
+//!
+//! A `request_code` touches one map entry per number, which holds both its flight and its
+//! window: one lookup when the call begins, one when it ends, and no allocation unless
+//! another caller joins (the outcome's channel is made for the first follower).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -13,17 +16,72 @@ use tokio::time::Instant;
 use super::begin::{Begin, Follow, Key, SendCode};
 use super::config::DedupConfig;
 use super::mark::{AlreadySent, Deduplicated};
-use super::outcome::Outcome;
-use crate::operation::{CodeMethod, Progress};
+use super::outcome::{AsOutcome, Outcome};
+use crate::operation::{CodeMethod, NumberHasher, Progress};
 
 /// A number's live code: confirmed by Meta, or possibly sent.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Window {
     method: CodeMethod,
-    sent_at: SystemTime,
-    expires_at: SystemTime,
+    /// When it stops being live (on tokio's clock, so a paused clock drives it in tests).
     until: Instant,
     confirmed: bool,
+    /// The trace id of the answer that confirmed it: every repeat answers with it.
+    fbtrace_id: Trace,
+}
+
+/// A trace id kept without an allocation when it is as short as Meta's (about 27
+/// characters).
+#[derive(Clone, Debug)]
+enum Trace {
+    None,
+    Inline(u8, [u8; 32]),
+    Long(Box<str>),
+}
+
+impl Trace {
+    fn new(id: Option<&str>) -> Self {
+        match id {
+            None => Trace::None,
+            Some(t) if t.len() <= 32 => {
+                let mut bytes = [0; 32];
+                bytes[..t.len()].copy_from_slice(t.as_bytes());
+                Trace::Inline(t.len() as u8, bytes)
+            }
+            Some(t) => Trace::Long(t.into()),
+        }
+    }
+
+    fn to_owned(&self) -> Option<String> {
+        match self {
+            Trace::None => None,
+            // Copied from a `&str` whole, so the bytes are its UTF-8.
+            Trace::Inline(len, bytes) => std::str::from_utf8(&bytes[..usize::from(*len)])
+                .ok()
+                .map(str::to_owned),
+            Trace::Long(t) => Some(t.to_string()),
+        }
+    }
+}
+
+/// A call being sent, and the channel its outcome goes out on once someone waits for it.
+#[derive(Default)]
+struct Flight {
+    tx: Option<watch::Sender<Option<Outcome>>>,
+}
+
+impl Flight {
+    fn follow(&mut self) -> Follow {
+        let tx = self.tx.get_or_insert_with(|| watch::channel(None).0);
+        Follow::Channel(tx.subscribe())
+    }
+}
+
+/// A number's `request_code` state.
+#[derive(Default)]
+struct Slot {
+    flight: Option<Flight>,
+    window: Option<Window>,
 }
 
 /// What an idempotency key answered first.
@@ -38,10 +96,12 @@ struct KeyRecord {
 struct State {
     window: Duration,
     ttl: Duration,
-    /// Calls being sent, with the channel their outcome goes out on.
-    flights: DashMap<Key, watch::Sender<Option<Outcome>>>,
-    /// Live codes by number.
-    windows: DashMap<u64, Window>,
+    /// A moment on both clocks, to tell a window's times on the wall clock.
+    anchor: (Instant, SystemTime),
+    /// `request_code` flights and live codes by number.
+    codes: DashMap<u64, Slot, NumberHasher>,
+    /// Other operations' flights (`register`, `deregister`).
+    flights: DashMap<Key, Flight>,
     /// Idempotency keys' first outcomes.
     keys: DashMap<String, KeyRecord>,
     /// Outcomes recorded since expired windows and keys were last swept out.
@@ -66,8 +126,9 @@ impl MemoryDedup {
             state: Arc::new(State {
                 window: config.window,
                 ttl: config.idempotency_ttl,
+                anchor: (Instant::now(), SystemTime::now()),
+                codes: DashMap::with_hasher(NumberHasher::default()),
                 flights: DashMap::new(),
-                windows: DashMap::new(),
                 keys: DashMap::new(),
                 since_sweep: AtomicUsize::new(0),
                 sweep_after: AtomicUsize::new(SWEEP_EVERY),
@@ -77,29 +138,43 @@ impl MemoryDedup {
 
     pub(crate) fn begin(&self, key: Key, send: Option<SendCode>) -> Begin<MemoryLead> {
         let s = &*self.state;
-        let now = Instant::now();
-        if let Some(send) = &send {
-            if let Some(k) = &send.idempotency_key {
-                if let Some(begin) = s.replay(k, key.number, send.method, now) {
-                    return begin;
+        let Some(code) = &send else {
+            // Single flight only.
+            return match s.flights.entry(key.clone()) {
+                dashmap::Entry::Occupied(mut f) => Begin::Follow(f.get_mut().follow()),
+                dashmap::Entry::Vacant(v) => {
+                    v.insert(Flight::default());
+                    self.lead(key, None)
+                }
+            };
+        };
+        if let Some(k) = &code.idempotency_key {
+            if let Some(begin) = s.replay(k, key.number, code.method) {
+                return begin;
+            }
+        }
+        // The number's entry is held while its flight and window are read: a call that
+        // finds neither leads, and no other call can lead beside it.
+        let mut slot = s.codes.entry(key.number).or_default();
+        if let Some(flight) = slot.flight.as_mut() {
+            return Begin::Follow(flight.follow());
+        }
+        if let Some(w) = &slot.window {
+            let now = Instant::now();
+            if w.until <= now {
+                slot.window = None;
+            } else if !code.resend {
+                if let Some(answer) = s.window_answer(w, code.method, now) {
+                    return answer;
                 }
             }
         }
-        // The flight's entry is held while the window is read: a call that finds no
-        // flight and no live code leads, and no other call can lead beside it.
-        let vacant = match s.flights.entry(key.clone()) {
-            Entry::Occupied(flight) => {
-                return Begin::Follow(Follow::Channel(flight.get().subscribe()))
-            }
-            Entry::Vacant(v) => v,
-        };
-        if let Some(send) = send.as_ref().filter(|s| !s.resend) {
-            if let Some(answer) = s.window_answer(key.number, send.method, now) {
-                return answer;
-            }
-        }
-        let (tx, _) = watch::channel(None);
-        vacant.insert(tx);
+        slot.flight = Some(Flight::default());
+        drop(slot);
+        self.lead(key, send)
+    }
+
+    fn lead(&self, key: Key, send: Option<SendCode>) -> Begin<MemoryLead> {
         Begin::Lead(MemoryLead {
             state: self.state.clone(),
             key,
@@ -110,21 +185,21 @@ impl MemoryDedup {
     }
 
     pub(crate) fn verified(&self, number: u64) {
-        self.state.windows.remove(&number);
+        self.state
+            .codes
+            .remove_if(&number, |_, slot| slot.flight.is_none());
+        if let Some(mut slot) = self.state.codes.get_mut(&number) {
+            slot.window = None;
+        }
     }
 }
 
 impl State {
     /// The first outcome of an idempotency key, or its refusal when the key was used for
     /// another number or method.
-    fn replay<L>(
-        &self,
-        key: &str,
-        number: u64,
-        method: CodeMethod,
-        now: Instant,
-    ) -> Option<Begin<L>> {
+    fn replay<L>(&self, key: &str, number: u64, method: CodeMethod) -> Option<Begin<L>> {
         let record = self.keys.get(key)?;
+        let now = Instant::now();
         if record.until <= now {
             drop(record);
             self.keys.remove_if(key, |_, r| r.until <= now);
@@ -143,69 +218,79 @@ impl State {
     }
 
     /// The answer a live code gives a new request with `method`, if any.
-    fn window_answer<L>(&self, number: u64, method: CodeMethod, now: Instant) -> Option<Begin<L>> {
-        let w = *self.windows.get(&number)?;
-        if w.until <= now {
-            self.windows.remove_if(&number, |_, w| w.until <= now);
-            return None;
-        }
-        let left = w.until - now;
+    fn window_answer<L>(&self, w: &Window, method: CodeMethod, now: Instant) -> Option<Begin<L>> {
         if !w.confirmed {
             // A code may have gone out: send nothing; the caller decides (resend).
             return Some(Begin::Answer {
-                outcome: Outcome::abandoned(true),
+                outcome: Outcome::maybe_in_window(),
                 how: Deduplicated::No,
-                retry_after: Some(left),
+                retry_after: Some(w.until - now),
             });
         }
+        let expires_at = self.anchor.1 + w.until.duration_since(self.anchor.0);
         (w.method == method).then(|| Begin::Answer {
             outcome: Outcome::Sent {
-                fbtrace_id: None,
+                fbtrace_id: w.fbtrace_id.to_owned(),
                 attempts: 0,
             },
             how: Deduplicated::AlreadySent(Box::new(AlreadySent {
-                sent_at: w.sent_at,
-                expires_at: w.expires_at,
+                sent_at: expires_at.checked_sub(self.window).unwrap_or(expires_at),
+                expires_at,
                 method: w.method,
             })),
             retry_after: None,
         })
     }
 
-    fn finish(&self, key: &Key, send: Option<&SendCode>, outcome: Outcome) {
+    /// Records a call's end: the window (a code went out or may have), the idempotency
+    /// key, then the flight's end, whose followers get the outcome. `outcome` is built only
+    /// when someone needs it.
+    fn finish(&self, key: &Key, send: Option<&SendCode>, ended: Ended<'_>) {
+        let Some(send) = send else {
+            if let Some((_, flight)) = self.flights.remove(key) {
+                if let Some(tx) = flight.tx {
+                    let _ = tx.send(Some(ended.outcome()));
+                }
+            }
+            return;
+        };
         let now = Instant::now();
-        if let Some(send) = send {
-            // The window first, then the flight's end: a call arriving in between follows
-            // the flight, one arriving after finds the window.
-            // A code went out (confirmed) or may have: the number holds a live code. An
-            // error answer or nothing sent leaves the window as it was.
-            if let Some(confirmed) = outcome.code_sent() {
-                let sent_at = SystemTime::now();
-                self.windows.insert(
-                    key.number,
-                    Window {
+        if let (Some(k), true) = (&send.idempotency_key, ended.is_answer()) {
+            self.keys.insert(
+                k.clone(),
+                KeyRecord {
+                    number: key.number,
+                    method: send.method,
+                    outcome: ended.outcome(),
+                    until: now + self.ttl,
+                },
+            );
+        }
+        let flight = match self.codes.get_mut(&key.number) {
+            Some(mut slot) => {
+                // A code went out (confirmed) or may have: the number holds a live code. An
+                // error answer or nothing sent leaves the window as it was.
+                if let Some(confirmed) = ended.code_sent() {
+                    slot.window = Some(Window {
                         method: send.method,
-                        sent_at,
-                        expires_at: sent_at + self.window,
                         until: now + self.window,
                         confirmed,
-                    },
-                );
+                        fbtrace_id: Trace::new(ended.fbtrace_id()),
+                    });
+                }
+                let flight = slot.flight.take();
+                let empty = slot.window.is_none();
+                drop(slot);
+                if empty {
+                    self.codes
+                        .remove_if(&key.number, |_, s| s.flight.is_none() && s.window.is_none());
+                }
+                flight
             }
-            if let (Some(k), true) = (&send.idempotency_key, outcome.is_answer()) {
-                self.keys.insert(
-                    k.clone(),
-                    KeyRecord {
-                        number: key.number,
-                        method: send.method,
-                        outcome: outcome.clone(),
-                        until: now + self.ttl,
-                    },
-                );
-            }
-        }
-        if let Some((_, tx)) = self.flights.remove(key) {
-            let _ = tx.send(Some(outcome));
+            None => None,
+        };
+        if let Some(tx) = flight.and_then(|f| f.tx) {
+            let _ = tx.send(Some(ended.outcome()));
         }
         self.sweep(now);
     }
@@ -218,11 +303,48 @@ impl State {
             return;
         }
         self.since_sweep.store(0, Ordering::Relaxed);
-        self.windows.retain(|_, w| w.until > now);
+        self.codes
+            .retain(|_, s| s.flight.is_some() || s.window.as_ref().is_some_and(|w| w.until > now));
         self.keys.retain(|_, r| r.until > now);
-        let left = self.windows.len() + self.keys.len();
+        let left = self.codes.len() + self.keys.len();
         self.sweep_after
             .store(SWEEP_EVERY.max(left), Ordering::Relaxed);
+    }
+}
+
+/// How a leading call ended: with its answer, or cancelled.
+#[derive(Clone, Copy)]
+pub(crate) enum Ended<'a> {
+    /// The call's result, as an outcome.
+    With(&'a dyn AsOutcome),
+    /// Given up: it may have sent, or certainly did not.
+    Cancelled { may_have_sent: bool },
+}
+
+impl Ended<'_> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ended::With(r) => r.outcome(),
+            Ended::Cancelled { may_have_sent } => Outcome::abandoned(*may_have_sent),
+        }
+    }
+
+    fn code_sent(&self) -> Option<bool> {
+        match self {
+            Ended::With(r) => r.code_sent(),
+            Ended::Cancelled { may_have_sent } => may_have_sent.then_some(false),
+        }
+    }
+
+    fn fbtrace_id(&self) -> Option<&str> {
+        match self {
+            Ended::With(r) => r.fbtrace_id(),
+            Ended::Cancelled { .. } => None,
+        }
+    }
+
+    fn is_answer(&self) -> bool {
+        matches!(self, Ended::With(r) if r.is_answer())
     }
 }
 
@@ -240,9 +362,10 @@ impl MemoryLead {
         self.progress = Some(progress);
     }
 
-    pub(crate) fn finish(mut self, outcome: Outcome) {
+    pub(crate) fn finish(mut self, result: &dyn AsOutcome) {
         self.finished = true;
-        self.state.finish(&self.key, self.send.as_ref(), outcome);
+        self.state
+            .finish(&self.key, self.send.as_ref(), Ended::With(result));
     }
 }
 
@@ -251,12 +374,15 @@ impl Drop for MemoryLead {
         if !self.finished {
             // Cancelled: whether its request may have been written decides whether the
             // number holds a code that may have gone out (no one may send blindly).
-            let maybe = self
+            let may_have_sent = self
                 .progress
                 .as_ref()
                 .is_none_or(|p| p.may_have_reached_server());
-            self.state
-                .finish(&self.key, self.send.as_ref(), Outcome::abandoned(maybe));
+            self.state.finish(
+                &self.key,
+                self.send.as_ref(),
+                Ended::Cancelled { may_have_sent },
+            );
         }
     }
 }

@@ -90,21 +90,13 @@ impl Outcome {
         }
     }
 
-    /// What this outcome says about a code: `Some(true)` Meta confirmed one, `Some(false)`
-    /// one may have gone out (no answer, or a 2xx whose body could not be read: Meta
-    /// acted but did not say how), `None` none did (an error answer, or nothing sent).
-    pub(crate) fn code_sent(&self) -> Option<bool> {
-        match self {
-            Outcome::Sent { .. } => Some(true),
-            Outcome::MaybeSent { .. } => Some(false),
-            Outcome::Answer { status, .. } if (200..300).contains(status) => Some(false),
-            Outcome::Answer { .. } | Outcome::NotSent { .. } | Outcome::Dropped => None,
+    /// The answer to a request within the window of a code that may have gone out.
+    pub(crate) fn maybe_in_window() -> Self {
+        Outcome::MaybeSent {
+            kind: ErrorKind::Transport.as_str().to_owned(),
+            message: "a code may already have been sent to this number within its window (an earlier call's outcome is unknown); nothing was sent: check, or ask to send again (resend)".to_owned(),
+            attempts: 0,
         }
-    }
-
-    /// Whether Meta answered (a success or an error): what an idempotency key keeps.
-    pub(crate) fn is_answer(&self) -> bool {
-        matches!(self, Outcome::Sent { .. } | Outcome::Answer { .. })
     }
 
     /// The answer this outcome gives another caller, marked `how`.
@@ -188,6 +180,74 @@ impl Outcome {
                 Err(e)
             }
         }
+    }
+}
+
+/// A call's result as a store needs it, without building an [`Outcome`] unless asked:
+/// the in-process store reads what it needs from the result itself.
+pub(crate) trait AsOutcome {
+    /// The outcome, for followers and idempotency keys.
+    fn outcome(&self) -> Outcome;
+    /// What it says about a code: `Some(true)` Meta confirmed one, `Some(false)` one may
+    /// have gone out (no answer, or a 2xx whose body could not be read: Meta acted but did
+    /// not say how), `None` none did (an error answer, or nothing sent).
+    fn code_sent(&self) -> Option<bool>;
+    /// The trace id of Meta's answer, if any.
+    fn fbtrace_id(&self) -> Option<&str>;
+    /// Whether Meta answered (a success or an error): what an idempotency key keeps.
+    fn is_answer(&self) -> bool;
+}
+
+impl<T> AsOutcome for Result<Response<T>, Error> {
+    fn outcome(&self) -> Outcome {
+        Outcome::of(self)
+    }
+
+    fn code_sent(&self) -> Option<bool> {
+        match self {
+            Ok(_) => Some(true),
+            Err(e) if e.is_answer() => e.status().is_some_and(|s| s.is_success()).then_some(false),
+            Err(e) => e.may_have_reached_server().then_some(false),
+        }
+    }
+
+    fn fbtrace_id(&self) -> Option<&str> {
+        match self {
+            Ok(r) => r.fbtrace_id(),
+            Err(e) => e.fbtrace_id(),
+        }
+    }
+
+    fn is_answer(&self) -> bool {
+        self.as_ref().map_or_else(Error::is_answer, |_| true)
+    }
+}
+
+impl AsOutcome for Outcome {
+    fn outcome(&self) -> Outcome {
+        self.clone()
+    }
+
+    fn code_sent(&self) -> Option<bool> {
+        match self {
+            Outcome::Sent { .. } => Some(true),
+            Outcome::MaybeSent { .. } => Some(false),
+            Outcome::Answer { status, .. } if (200..300).contains(status) => Some(false),
+            Outcome::Answer { .. } | Outcome::NotSent { .. } | Outcome::Dropped => None,
+        }
+    }
+
+    fn fbtrace_id(&self) -> Option<&str> {
+        match self {
+            Outcome::Sent { fbtrace_id, .. } | Outcome::Answer { fbtrace_id, .. } => {
+                fbtrace_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    fn is_answer(&self) -> bool {
+        matches!(self, Outcome::Sent { .. } | Outcome::Answer { .. })
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::begin::{BoxFuture, Key, SendCode};
 use super::config::{check_key, DedupConfig};
 use super::memory::{MemoryDedup, MemoryLead};
-use super::outcome::Outcome;
+use super::outcome::AsOutcome;
 use crate::operation::{DedupRole, Progress};
 
 /// The lead of one sending call: [`finish`](Lead::finish) it with the outcome. Dropped
@@ -29,14 +29,14 @@ impl Lead {
 
     /// Records the outcome, and hands it to any follower. Memory: done at once; Redis: the
     /// returned future writes it.
-    pub(crate) fn finish(self, outcome: Outcome) -> Option<BoxFuture<()>> {
+    pub(crate) fn finish(self, result: &dyn AsOutcome) -> Option<BoxFuture<()>> {
         match self {
             Lead::Memory(l) => {
-                l.finish(outcome);
+                l.finish(result);
                 None
             }
             #[cfg(feature = "redis")]
-            Lead::Redis(l) => Some(l.finish(outcome)),
+            Lead::Redis(l) => Some(l.finish(result.outcome())),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-pub(crate) use self::values::{shown, SixDigits};
+pub(crate) use self::values::{shown, NumberHasher, SixDigits};
 pub use self::values::{ApiVersion, CodeMethod, Language, PhoneNumberId, VerificationCode};
 pub use self::verification::{RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse};
 

@@ -1,7 +1,8 @@
 -- Decides what a sending call does, in one round trip.
 -- KEYS[1] the flight (its leader's id while a call is being sent, with a lease)
 -- KEYS[2] the journal (request_code: "METHOD|sent ms|leader" of a code that may have gone out)
--- KEYS[3] the live-code window (request_code: "METHOD|sent ms" of a code Meta confirmed)
+-- KEYS[3] the live-code window (request_code: "METHOD|sent ms|fbtrace_id" of a code Meta
+-- confirmed)
 -- KEYS[4] the idempotency record (optional)
 -- ARGV[1] this call's id, ARGV[2] the lease in ms, ARGV[3] the method ('' for single
 -- flight only), ARGV[4] '1' to send again whatever the window says, ARGV[5] the window ms
@@ -20,9 +21,9 @@ if method ~= '' and ARGV[4] ~= '1' then
   end
   local w = redis.call('GET', KEYS[3])
   if w then
-    local m, sent = string.match(w, '^(%u+)|(%d+)$')
+    local m, sent, trace = string.match(w, '^(%u+)|(%d+)|(.*)$')
     if m == method then
-      return {'sent', sent, tostring(now + redis.call('PTTL', KEYS[3]))}
+      return {'sent', sent, tostring(now + redis.call('PTTL', KEYS[3])), trace}
     end
   end
 end

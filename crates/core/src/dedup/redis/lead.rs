@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::shared::{idempotency_key, ms, Keys, Record, Shared, LEASE, OUTCOME_KEPT, RENEW_EVERY};
 use crate::dedup::begin::{BoxFuture, Key, SendCode};
-use crate::dedup::outcome::Outcome;
+use crate::dedup::outcome::{AsOutcome, Outcome};
 use crate::operation::Progress;
 
 /// The lead of a call sending from this replica: renews its lease while it lives, and
@@ -98,6 +98,7 @@ impl RedisLead {
             };
             let method = send.as_ref().map_or("", |s| s.method.as_str());
             let text = serde_json::to_string(&outcome).unwrap_or_default();
+            let trace = outcome.fbtrace_id().unwrap_or_default().to_owned();
             let mut inv = shared.scripts.finish.prepare_invoke();
             inv.key(&keys.flight)
                 .key(&keys.journal)
@@ -123,7 +124,8 @@ impl RedisLead {
                 .arg(ms(shared.window))
                 .arg(ms(OUTCOME_KEPT))
                 .arg(&record)
-                .arg(ms(shared.ttl));
+                .arg(ms(shared.ttl))
+                .arg(&trace);
             let write = async {
                 let mut conn = shared.store.connection()?;
                 inv.invoke_async::<String>(&mut conn).await

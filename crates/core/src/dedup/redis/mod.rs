@@ -163,13 +163,13 @@ impl Shared {
             ))),
             "replay" => replay(field(1), key.number, send),
             "maybe" => Begin::Answer {
-                outcome: Outcome::abandoned(true),
+                outcome: Outcome::maybe_in_window(),
                 how: Deduplicated::No,
                 retry_after: Some(Duration::from_millis(number(1))),
             },
             "sent" => Begin::Answer {
                 outcome: Outcome::Sent {
-                    fbtrace_id: None,
+                    fbtrace_id: Some(field(3)).filter(|t| !t.is_empty()).map(str::to_owned),
                     attempts: 0,
                 },
                 how: Deduplicated::AlreadySent(Box::new(AlreadySent {

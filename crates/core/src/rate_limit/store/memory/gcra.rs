@@ -2,7 +2,7 @@
 //! only when the caller decides to. Also the clock and the hasher the store's maps use.
 
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -32,39 +32,6 @@ impl Clock for TokioClock {
 
     fn now(&self) -> Nanos {
         Nanos::from(self.start.elapsed())
-    }
-}
-
-// ===== hasher =====
-
-/// A fast hasher for numeric keys: phone number ids are already well spread, so a
-/// multiply-rotate is enough and much cheaper than SipHash on the hot path.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-}
-
-impl BuildHasher for KeyHasher {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
     }
 }
 

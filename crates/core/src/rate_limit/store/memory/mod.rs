@@ -26,8 +26,9 @@ use governor::RateLimiter;
 mod gcra;
 mod numbers;
 
-use self::gcra::{decide, Gcra, KeyHasher, LentState, TokioClock};
+use self::gcra::{decide, Gcra, LentState, TokioClock};
 use self::numbers::Numbers;
+use crate::operation::NumberHasher;
 use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
 use crate::rate_limit::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
@@ -65,7 +66,7 @@ struct Inner {
     numbers: Numbers,
     /// Cooldowns, wrong codes and registrations of the numbers that have any; locked after
     /// `numbers` when both are (never the other way round).
-    extras: DashMap<u64, Extra, KeyHasher>,
+    extras: DashMap<u64, Extra, NumberHasher>,
     /// Whether `extras` ever held anything: until then checks skip the lookup. It is never
     /// reset, so a lesson recorded while an eviction runs cannot be skipped.
     extras_held: AtomicBool,
@@ -148,7 +149,7 @@ impl MemoryStore {
                 evict_every,
                 calls: AtomicU64::new(0),
                 numbers,
-                extras: DashMap::with_hasher(KeyHasher::default()),
+                extras: DashMap::with_hasher(NumberHasher::default()),
                 extras_held: AtomicBool::new(false),
                 app_cooldown: Default::default(),
             }),

@@ -2,23 +2,23 @@
 
 use dashmap::DashMap;
 
-use super::gcra::KeyHasher;
+use crate::operation::NumberHasher;
 
 /// Every number's GCRA states (governor's "theoretical arrival times", 0 when fresh) in
 /// the order of `Inner::quotas`, in a map as wide as the quotas need: a number under one
 /// quota costs a key and one state, about 35 bytes with the map's slack.
 pub(super) enum Numbers {
-    One(DashMap<u64, [u64; 1], KeyHasher>),
-    Two(DashMap<u64, [u64; 2], KeyHasher>),
-    Many(DashMap<u64, Box<[u64]>, KeyHasher>, usize),
+    One(DashMap<u64, [u64; 1], NumberHasher>),
+    Two(DashMap<u64, [u64; 2], NumberHasher>),
+    Many(DashMap<u64, Box<[u64]>, NumberHasher>, usize),
 }
 
 impl Numbers {
     pub(super) fn new(quotas: usize) -> Self {
         match quotas {
-            0 | 1 => Numbers::One(DashMap::with_hasher(KeyHasher::default())),
-            2 => Numbers::Two(DashMap::with_hasher(KeyHasher::default())),
-            n => Numbers::Many(DashMap::with_hasher(KeyHasher::default()), n),
+            0 | 1 => Numbers::One(DashMap::with_hasher(NumberHasher::default())),
+            2 => Numbers::Two(DashMap::with_hasher(NumberHasher::default())),
+            n => Numbers::Many(DashMap::with_hasher(NumberHasher::default()), n),
         }
     }
 
