@@ -58,18 +58,32 @@ pub(crate) fn shown(s: &str) -> String {
 /// # Ok::<(), wa_verify_core::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PhoneNumberId(InlineStr<20>);
+pub struct PhoneNumberId {
+    digits: InlineStr<20>,
+    /// [`key`](Self::key), worked out once: every layer keyed by number reads it.
+    key: u64,
+}
 
 impl PhoneNumberId {
+    fn new(digits: &str) -> Self {
+        Self {
+            digits: InlineStr::new(digits),
+            key: Self::key_of(digits),
+        }
+    }
+
     /// The id as sent on the wire.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.digits.as_str()
     }
 
     /// A compact key for per-number state: the id itself when it fits in a `u64`
     /// without leading zeros (every id Meta issues), else a stable hash of its digits.
     pub fn key(&self) -> u64 {
-        let s = self.as_str();
+        self.key
+    }
+
+    fn key_of(s: &str) -> u64 {
         if !s.starts_with('0') || s.len() == 1 {
             if let Ok(n) = s.parse::<u64>() {
                 return n;
@@ -92,13 +106,13 @@ impl FromStr for PhoneNumberId {
                 shown(s)
             )));
         }
-        Ok(Self(InlineStr::new(s)))
+        Ok(Self::new(s))
     }
 }
 
 impl From<u64> for PhoneNumberId {
     fn from(n: u64) -> Self {
-        Self(InlineStr::new(&n.to_string()))
+        Self::new(&n.to_string())
     }
 }
 
