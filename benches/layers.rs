@@ -90,7 +90,11 @@ fn layer_overhead(c: &mut Criterion) {
             .token(FAKE_TOKEN.parse().unwrap())
             .build_with_http(Canned)
             .unwrap();
-        let name = if on { "full_stack_dedup_on" } else { "full_stack_dedup_off" };
+        let name = if on {
+            "full_stack_dedup_on"
+        } else {
+            "full_stack_dedup_off"
+        };
         let mut i = 0u64;
         g.bench_function(BenchmarkId::new(name, "distinct_numbers"), |b| {
             b.to_async(&rt).iter(|| {

@@ -1,6 +1,7 @@
 //! The subcommands and what they share: the connection and stack flags.
 
 mod bench;
+mod limits;
 mod onboard;
 mod register;
 mod request_code;
@@ -52,6 +53,8 @@ pub(crate) enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Drive request_code for many numbers through the full stack and report.
     Bench(bench::BenchArgs),
+    /// Show or clear what the limiter holds for a number (cooldowns, wrong codes, budget).
+    Limits(limits::LimitsArgs),
 }
 
 pub(crate) async fn run(command: Command) -> u8 {
@@ -63,6 +66,7 @@ pub(crate) async fn run(command: Command) -> u8 {
         Command::Onboard(a) => onboard::run(a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
         Command::Bench(a) => bench::run(a).await,
+        Command::Limits(a) => limits::run(a).await,
     }
 }
 

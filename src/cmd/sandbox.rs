@@ -67,6 +67,9 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
             }
         }
     }
+    // Handlers first: a signal that arrives once the "listening" line is out (a test or a
+    // process manager reacting to it) must shut down gracefully, not kill the process.
+    let mut signals = Signals::install();
     let sandbox = match builder.start().await {
         Ok(s) => s,
         Err(e) => {
@@ -92,7 +95,6 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
         "  curl -X POST '{base}/v23.0/1234567890/request_code' \\\n    -H \"Authorization: Bearer {token}\" \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"code_method\":\"SMS\",\"language\":\"en_US\"}}'"
     ));
     say(format!("  curl '{base}/__sandbox/outbox'"));
-    let mut signals = Signals::install();
     let signal = signals.recv().await;
     // Requests in flight get the grace period; a second signal exits at once.
     signals.exit_on_next(signal);

@@ -465,7 +465,7 @@ async fn error_data_and_unknown_fields_reach_the_json_and_the_text_says_what_to_
     assert_eq!(json_out.status.code(), Some(1));
     let v = json(&json_out);
     assert_eq!(v["error"]["kind"], "rate_limited");
-    assert_eq!(v["error"]["meaning"], "request_code_throttled");
+    assert_eq!(v["error"]["meaning"], "request_code_failed_temporarily");
     assert_eq!(v["error"]["error_data"]["details"], "wait 10 minutes");
     assert_eq!(v["error"]["extra"]["brand_new_field"]["x"], 1);
     assert_eq!(v["error"]["href"], "https://developers.facebook.com/docs");
@@ -485,7 +485,7 @@ async fn error_data_and_unknown_fields_reach_the_json_and_the_text_says_what_to_
     let text = String::from_utf8_lossy(&text_out.stderr);
     assert!(text.contains("Please try again after a while."), "{text}");
     assert!(
-        text.contains("what to do: too many code requests"),
+        text.contains("what to do: Meta is refusing codes for this number for now"),
         "{text}"
     );
     assert!(text.contains("fbtrace_id: TraceFromBody123"), "{text}");

@@ -543,6 +543,7 @@ async fn cooldowns_are_set_capped_and_expire() {
         Lesson::Throttled {
             wait: Duration::from_secs(3600),
             app_wide: false,
+            code: None,
         },
     );
     // The lesson is recorded beside the call; wait (bounded) until it lands.
@@ -1182,6 +1183,7 @@ async fn memory_and_redis_stores_answer_alike() {
                         Lesson::Throttled {
                             wait: Duration::from_secs(30 + next(600)),
                             app_wide: next(4) == 0,
+                            code: None,
                         },
                     ),
                     1 => Step::Learn(key, Vc, Lesson::WrongCode),
@@ -1240,4 +1242,107 @@ async fn memory_and_redis_stores_answer_alike() {
             "{scope} binds somewhere: {scopes:?}"
         );
     }
+}
+
+/// After Meta's request-code volume limit (136024/2388367), the next CLI process is
+/// refused locally for about a day; `limits show` names the code, and `limits clear`
+/// lifts the cooldown. See: issue 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_volume_limit_holds_a_day_across_cli_runs_and_limits_show_and_clear_it() {
+    let redis = RedisServer::start().await;
+    let cfg = wa_verify_sandbox::SandboxConfig::from_toml(
+        "[quotas]\nper_number = { rate = \"1/h\", burst = 1 }\nquota_error = \"observed\"",
+    )
+    .unwrap();
+    let sb = sandbox(cfg).await;
+    // The number's volume is spent at the sandbox before the CLI asks.
+    client(sending_config(sb.base_url()))
+        .request_code(request("2367"))
+        .await
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--limiter-store", "redis", "--output", "json"]);
+        let mut cmd = wa(&all);
+        cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+            .env("REDIS_URL", redis.url());
+        cmd
+    };
+    let request = || {
+        cli(&[
+            "request-code",
+            "--phone-number-id",
+            "2367",
+            "--base-url",
+            sb.base_url(),
+        ])
+    };
+    let first = run(request()).await;
+    assert_eq!(first.status.code(), Some(1), "{first:?}");
+    let v = json(&first);
+    assert_eq!(
+        (
+            v["error"]["code"].as_i64(),
+            v["error"]["error_subcode"].as_i64()
+        ),
+        (Some(136_024), Some(2_388_367)),
+        "{v}"
+    );
+    assert_eq!(v["error"]["meaning"], "request_code_volume_limit");
+    let received = sb.stats().received;
+    let second = run(request()).await;
+    assert_eq!(second.status.code(), Some(1), "{second:?}");
+    let v = json(&second);
+    assert_eq!(v["error"]["kind"], "rate_limited", "{v}");
+    assert_eq!(v["error"]["may_have_reached_server"], false);
+    let day = 23 * 3600 * 1000;
+    assert!(v["error"]["retry_after_ms"].as_u64().unwrap() >= day, "{v}");
+    assert_eq!(
+        sb.stats().received,
+        received,
+        "refused locally: nothing sent"
+    );
+    // What the shared store holds, and lifting it.
+    let show = run(cli(&["limits", "show", "--phone-number-id", "2367"])).await;
+    assert_eq!(show.status.code(), Some(0), "{show:?}");
+    let v = json(&show);
+    let cd = &v["cooldowns"][0];
+    assert_eq!(cd["kind"], "request_code", "{v}");
+    assert_eq!(
+        (cd["code"].as_i64(), cd["error_subcode"].as_i64()),
+        (Some(136_024), Some(2_388_367))
+    );
+    assert!(cd["remaining_ms"].as_u64().unwrap() >= day, "{v}");
+    assert_eq!(v["store"], "redis");
+    let bad = run(cli(&[
+        "limits",
+        "clear",
+        "--phone-number-id",
+        "2367",
+        "--kind",
+        "sms",
+    ]))
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let clear = run(cli(&[
+        "limits",
+        "clear",
+        "--phone-number-id",
+        "2367",
+        "--kind",
+        "request_code",
+    ]))
+    .await;
+    assert_eq!(json(&clear)["cleared"], 1, "{clear:?}");
+    let third = run(request()).await;
+    assert_eq!(
+        json(&third)["error"]["error_subcode"],
+        2_388_367,
+        "{third:?}"
+    );
+    assert_eq!(
+        sb.stats().received,
+        received + 1,
+        "cleared: the next run asked Meta"
+    );
 }

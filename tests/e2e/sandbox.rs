@@ -291,9 +291,11 @@ async fn per_number_quota_answers_429_with_usage_headers_and_recovers() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn observed_dialect_answers_136024_at_http_400() {
-    let mut cfg =
-        SandboxConfig::from_toml("[quotas]\nper_number = { rate = \"1/min\", burst = 1 }").unwrap();
+async fn observed_dialect_answers_the_volume_limit_136024_2388367_at_http_400() {
+    let mut cfg = SandboxConfig::from_toml(
+        "request_code_failing = [\"7\"]\n[quotas]\nper_number = { rate = \"1/min\", burst = 1 }",
+    )
+    .unwrap();
     cfg.quotas.quota_error = QuotaDialect::Observed;
     let sb = sandbox(cfg).await;
     assert_eq!(request_json(&sb, "5").await.status, 200);
@@ -302,13 +304,26 @@ async fn observed_dialect_answers_136024_at_http_400() {
         400,
         "OAuthException",
         136_024,
-        Some(2_388_091),
+        Some(2_388_367),
     );
     assert_eq!(e["is_transient"], false);
     assert!(e["error_user_msg"]
         .as_str()
         .unwrap()
-        .contains("try again after a while"));
+        .contains("volume limit"));
+    // A number configured as failing answers 2388091 from its first request.
+    let e = assert_graph(
+        &request_json(&sb, "7").await,
+        400,
+        "OAuthException",
+        136_024,
+        Some(2_388_091),
+    );
+    assert!(e["error_user_msg"]
+        .as_str()
+        .unwrap()
+        .contains("wait 1 hour"));
+    assert_eq!(sb.outbox().sent_to("7"), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,3 +1,4 @@
+use wa_verify_core::rate_limit::{GraphCode, QuotaClass};
 use wa_verify_core::ErrorKind;
 
 use crate::support::*;
@@ -150,12 +151,100 @@ async fn the_observed_throttle_is_rate_limited_with_one_attempt() {
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert_eq!(
         e.meaning(),
-        Some(wa_verify_core::Meaning::RequestCodeThrottled)
+        Some(wa_verify_core::Meaning::RequestCodeVolumeLimit)
     );
     assert_eq!(e.status().map(|s| s.as_u16()), Some(400));
     assert_eq!(e.attempts(), 1);
     assert!(e.graph().unwrap().error_data.is_some(), "error_data kept");
     assert_eq!(sb.stats().requests, 2);
+}
+
+/// Meta's request-code throttles cool down as long as they last: 24 h for the volume limit
+/// (2388367), 1 h for "request code failed" (2388091), and a repeat soon after a cooldown
+/// ended doubles the next one. See: issue 20.
+#[tokio::test(start_paused = true)]
+async fn request_code_throttles_cool_down_by_subcode_and_a_repeat_doubles() {
+    let cfg = SandboxConfig::from_toml(
+        "request_code_failing = [\"91\"]\n[quotas]\nper_number = { rate = \"1/min\", burst = 1 }\nquota_error = \"observed\"",
+    )
+    .unwrap();
+    let sb = sandbox(cfg).await;
+    let c = client(sending_config(sb.base_url()));
+    let store = c.rate_limit_store().memory().clone();
+    let left = |n: &str| {
+        store
+            .cooldown(id(n).key(), QuotaClass::RequestCode)
+            .unwrap_or_default()
+    };
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    // The volume limit: 24 h.
+    c.request_code(request("67")).await.unwrap();
+    let e = c.request_code(request("67")).await.unwrap_err();
+    assert_eq!(e.graph().and_then(|g| g.error_subcode), Some(2_388_367));
+    assert!(left("67") > hours(24) - Duration::from_secs(5) && left("67") <= hours(24));
+    // "Request code failed": 1 h.
+    let e = c.request_code(request("91")).await.unwrap_err();
+    assert_eq!(e.graph().and_then(|g| g.error_subcode), Some(2_388_091));
+    assert!(left("91") > hours(1) - Duration::from_secs(5) && left("91") <= hours(1));
+    // Asking again soon after it ended: 2 h, then 4 h.
+    let requests = sb.stats().requests;
+    tokio::time::advance(hours(1) + Duration::from_secs(1)).await;
+    assert!(c.request_code(request("91")).await.unwrap_err().attempts() == 1);
+    assert_eq!(
+        sb.stats().requests,
+        requests + 1,
+        "the cooldown had ended: sent"
+    );
+    assert!(
+        left("91") > hours(2) - Duration::from_secs(5) && left("91") <= hours(2),
+        "{:?}",
+        left("91")
+    );
+    tokio::time::advance(hours(2) + Duration::from_secs(1)).await;
+    c.request_code(request("91")).await.unwrap_err();
+    assert!(
+        left("91") > hours(4) - Duration::from_secs(5),
+        "{:?}",
+        left("91")
+    );
+    // Well after a cooldown (more than its length past its end), the base length again.
+    tokio::time::advance(hours(4) + hours(5)).await;
+    c.request_code(request("91")).await.unwrap_err();
+    assert!(left("91") <= hours(1), "{:?}", left("91"));
+    // What the store holds, for operators.
+    let held = store.inspect(id("67").key());
+    let cd = &held.cooldowns[0];
+    assert_eq!(cd.kind, QuotaClass::RequestCode);
+    assert_eq!(cd.code, Some(GraphCode::with_subcode(136_024, 2_388_367)));
+    assert_eq!(
+        store.clear(id("67").key(), Some(QuotaClass::RequestCode)),
+        1
+    );
+    assert!(store.inspect(id("67").key()).cooldowns.is_empty());
+}
+
+/// The escalation stops at `max_cooldown` (72 h by default, Meta's longest block).
+#[tokio::test(start_paused = true)]
+async fn a_doubled_cooldown_stops_at_max_cooldown() {
+    let cfg = SandboxConfig::from_toml("request_code_failing = [\"91\"]").unwrap();
+    let sb = sandbox(cfg).await;
+    let mut ccfg = sending_config(sb.base_url());
+    ccfg.rate_limit.cooldowns.set(
+        GraphCode::with_subcode(136_024, 2_388_091),
+        Duration::from_secs(40 * 3600),
+    );
+    let c = client(ccfg);
+    let store = c.rate_limit_store().memory().clone();
+    c.request_code(request("91")).await.unwrap_err();
+    tokio::time::advance(Duration::from_secs(40 * 3600 + 1)).await;
+    c.request_code(request("91")).await.unwrap_err();
+    let left = store
+        .cooldown(id("91").key(), QuotaClass::RequestCode)
+        .unwrap();
+    assert!(
+        left <= Duration::from_secs(72 * 3600) && left > Duration::from_secs(71 * 3600),
+        "{left:?}"
+    );
 }
 
 /// A pre-verified number past its quota gets the spec's 422 with code 613: a throttle,

@@ -103,14 +103,15 @@ macro_rules! inner_service_accessors {
 }
 
 /// `context` and `context_mut` of an [`Operation`] whose [`CallContext`] is its `context`
-/// field: what the layers write on it as it goes down the stack.
+/// field: what the layers write on it as it goes down the stack. The caller has
+/// `CallContext` in scope.
 macro_rules! call_context_accessors {
     () => {
-        fn context(&self) -> Option<&crate::operation::CallContext> {
+        fn context(&self) -> Option<&CallContext> {
             Some(&self.context)
         }
 
-        fn context_mut(&mut self) -> Option<&mut crate::operation::CallContext> {
+        fn context_mut(&mut self) -> Option<&mut CallContext> {
             Some(&mut self.context)
         }
     };
@@ -134,7 +135,7 @@ pub mod trace;
 pub mod transport;
 
 pub use self::client::{Client, ClientBuilder, HttpService, Stack};
-pub use self::error::{Error, ErrorKind, GraphApiError, Meaning, Throttle, TimeoutKind};
+pub use self::error::{Error, ErrorKind, GraphApiError, GraphCode, Meaning, Throttle, TimeoutKind};
 pub use self::meta::ResponseMeta;
 pub use self::operation::{
     ApiVersion, Attempt, CallContext, CodeMethod, DedupRole, Field, Language, Operation,

@@ -26,6 +26,12 @@ pub struct SandboxConfig {
     /// Pre-verified phone number ids: past their per-number quota, request_code answers
     /// the spec's 422 with code 613, "Too many verification code requests".
     pub pre_verified: Vec<String>,
+    /// Numbers whose request_code fails for now, as Meta's 400 136024/2388091 "Request code
+    /// failed … wait 1 hour" (seen live to recur for a day).
+    pub request_code_failing: Vec<String>,
+    /// A number's status as `GET /{version}/{id}` answers it, by phone number id (for
+    /// example `platform_type = "ON_PREMISE"`); the flow moves the rest.
+    pub number_status: BTreeMap<String, NumberStatus>,
     /// Codes, their lifetime and blocking after wrong codes.
     pub codes: CodeConfig,
     /// Request quotas.
@@ -40,6 +46,24 @@ pub struct SandboxConfig {
     pub server: ServerConfig,
     /// Who may read `/__sandbox/*`.
     pub admin: AdminConfig,
+}
+
+/// A number's configured status: each field as Meta's `GET /{id}` would answer it. Unset
+/// fields follow the flow: `code_verification_status` is `NOT_VERIFIED` until a code is
+/// verified, `status` is `CONNECTED` after register and `DISCONNECTED` after deregister,
+/// `name_status` is `APPROVED` and `platform_type` `CLOUD_API`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NumberStatus {
+    /// `VERIFIED`, `NOT_VERIFIED`, `UNVERIFIED`, `EXPIRED`, …
+    pub code_verification_status: Option<String>,
+    /// `CLOUD_API`, `ON_PREMISE`, `NOT_APPLICABLE`.
+    pub platform_type: Option<String>,
+    /// `APPROVED`, `PENDING_REVIEW`, `DECLINED`, …
+    pub name_status: Option<String>,
+    /// `CONNECTED`, `DISCONNECTED`, `PENDING`, `BANNED`, …
+    pub status: Option<String>,
 }
 
 /// How the server treats connections: it faces whatever else runs on the machine.
@@ -160,8 +184,8 @@ pub enum QuotaDialect {
     /// The spec's 429 `OAuthException` 4/2446079 with `is_transient: true`.
     #[default]
     Spec,
-    /// What Meta's live API sends: 400 136024/2388091 "Request code error",
-    /// `is_transient: false`, "try again after a while".
+    /// What Meta's live API sends once a number's request-code volume is spent: 400
+    /// 136024/2388367, the request-code volume limit, `is_transient: false`.
     Observed,
 }
 

@@ -27,6 +27,12 @@ pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) ->
     if !wire::is_language(language) {
         return bad_param("Invalid parameter: language must be like en_US, en or fil");
     }
+    if app.config.request_code_failing.iter().any(|n| n == id) {
+        return request_code_error(
+            2_388_091,
+            "Request code failed. Please wait 1 hour before trying again.",
+        );
+    }
     let now = Instant::now();
     let spent = app.config.quotas.per_number.and_then(|quota| {
         let mut state = app.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,25 +54,10 @@ pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) ->
         }
         return match app.config.quotas.quota_error {
             QuotaDialect::Spec => app_limited(id, wait),
-            QuotaDialect::Observed => {
-                let mut e = graph_error(
-                    "Request code error",
-                    "OAuthException",
-                    136_024,
-                    Some(2_388_091),
-                    Some(false),
-                );
-                e.error_user_title = Some("Request code error".into());
-                e.error_user_msg = Some(
-                    "You have requested a code too many times. Please try again after a while."
-                        .into(),
-                );
-                e.error_data = Some(serde_json::json!({
-                    "messaging_product": "whatsapp",
-                    "details": "Too many code requests. Try again after a while."
-                }));
-                Reply::error(StatusCode::BAD_REQUEST, e)
-            }
+            QuotaDialect::Observed => request_code_error(
+                2_388_367,
+                "You have reached the request code volume limit for this phone number. Please try again later.",
+            ),
         };
     }
     let code = app.new_code();
@@ -86,6 +77,25 @@ pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) ->
         operation: "request_code".to_owned(),
     });
     Reply::ok(serde_json::json!({ "success": true }))
+}
+
+/// Meta's 400 136024 "Request code error" with `subcode`, as captured live:
+/// `is_transient: false`, a user title and message, and `error_data.details`.
+fn request_code_error(subcode: i64, details: &str) -> Reply {
+    let mut e = graph_error(
+        "Request code error",
+        "OAuthException",
+        136_024,
+        Some(subcode),
+        Some(false),
+    );
+    e.error_user_title = Some("Request code error".into());
+    e.error_user_msg = Some(details.into());
+    e.error_data = Some(serde_json::json!({
+        "messaging_product": "whatsapp",
+        "details": details,
+    }));
+    Reply::error(StatusCode::BAD_REQUEST, e)
 }
 
 pub(crate) fn verify_code(app: &App, id: &str, params: &Params) -> Reply {

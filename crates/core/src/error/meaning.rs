@@ -36,9 +36,11 @@ impl Throttle {
 ///
 /// ```
 /// use wa_verify_core::Meaning;
-/// let m = Meaning::from_code(136024, Some(2388091)).unwrap();
-/// assert_eq!(m, Meaning::RequestCodeThrottled);
-/// assert_eq!(m.as_str(), "request_code_throttled");
+/// let m = Meaning::from_code(136024, Some(2388367)).unwrap();
+/// assert_eq!(m, Meaning::RequestCodeVolumeLimit);
+/// assert_eq!(m.as_str(), "request_code_volume_limit");
+/// // A subcode means something only with its code: 2388093 under 100 is no wrong code.
+/// assert_eq!(Meaning::from_code(100, Some(2388093)), Some(Meaning::InvalidParameter));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -84,16 +86,31 @@ pub enum Meaning {
     RegistrationRateLimited,
     /// Another code in 133005–133016: a registration error.
     RegistrationError,
-    /// 136024 (subcode 2388091), "Request code error": a throttle sent with
-    /// `is_transient: false` and "try again after a while".
+    /// 136024 with a subcode other than the two below, "Request code error": a throttle
+    /// sent with `is_transient: false` and "try again after a while" (default cooldown 1 h).
     RequestCodeThrottled,
+    /// 136024/2388091, "Request code failed … wait 1 hour": temporary, though it has been
+    /// seen to recur for over a day (default cooldown 1 h).
+    RequestCodeFailedTemporarily,
+    /// 136024/2388367, the request-code volume limit: hours to a day, and asking early may
+    /// restart it (default cooldown 24 h).
+    RequestCodeVolumeLimit,
     /// 136025 (subcode 2388093), "Verify code error": the code entered is wrong.
     WrongCode,
 }
 
 impl Meaning {
-    /// The meaning of a Graph `code` (the subcode is kept for future distinctions).
-    pub fn from_code(code: i64, _subcode: Option<i64>) -> Option<Self> {
+    /// The meaning of a Graph `code` and, where it changes what to do, its subcode: a
+    /// subcode counts only together with its code.
+    pub fn from_code(code: i64, subcode: Option<i64>) -> Option<Self> {
+        Some(match (code, subcode) {
+            (136024, Some(2388091)) => Meaning::RequestCodeFailedTemporarily,
+            (136024, Some(2388367)) => Meaning::RequestCodeVolumeLimit,
+            _ => return Self::from_code_only(code),
+        })
+    }
+
+    fn from_code_only(code: i64) -> Option<Self> {
         Some(match code {
             1 => Meaning::UnknownError,
             2 => Meaning::ServiceUnavailable,
@@ -145,6 +162,8 @@ impl Meaning {
             Meaning::RegistrationRateLimited => "registration_rate_limited",
             Meaning::RegistrationError => "registration_error",
             Meaning::RequestCodeThrottled => "request_code_throttled",
+            Meaning::RequestCodeFailedTemporarily => "request_code_failed_temporarily",
+            Meaning::RequestCodeVolumeLimit => "request_code_volume_limit",
             Meaning::WrongCode => "wrong_code",
         }
     }
@@ -161,7 +180,13 @@ impl Meaning {
             Meaning::AppRateLimited
             | Meaning::BusinessRateLimited
             | Meaning::ThroughputRateLimited => "rate limited by Meta: wait before calling again",
-            Meaning::RequestCodeThrottled | Meaning::TooManyCodeRequests => {
+            Meaning::RequestCodeThrottled | Meaning::RequestCodeFailedTemporarily => {
+                "Meta is refusing codes for this number for now: wait an hour or more; asking early may restart the wait"
+            }
+            Meaning::RequestCodeVolumeLimit => {
+                "too many codes requested for this number: wait up to a day; asking early may restart the wait (attempts in WhatsApp Manager count too)"
+            }
+            Meaning::TooManyCodeRequests => {
                 "too many code requests for this number: wait 10 minutes or more before asking again"
             }
             Meaning::PermissionDenied => {
@@ -193,6 +218,8 @@ impl Meaning {
             | Meaning::BusinessRateLimited
             | Meaning::ThroughputRateLimited
             | Meaning::RequestCodeThrottled
+            | Meaning::RequestCodeFailedTemporarily
+            | Meaning::RequestCodeVolumeLimit
             | Meaning::TooManyCodeRequests
             | Meaning::RegistrationRateLimited => Some(ErrorKind::RateLimited),
             Meaning::WrongCode => Some(ErrorKind::WrongCode),
@@ -284,6 +311,40 @@ mod tests {
         code_133016_registration_throttle: 133016 => RegistrationRateLimited, RateLimited, Never;
         code_136024_request_code_throttle: 136024 => RequestCodeThrottled, RateLimited, Never;
         code_136025_wrong_code: 136025 => WrongCode, WrongCode, Never;
+    }
+
+    fn with_subcode(code: i64, subcode: i64) -> Error {
+        let mut g = GraphApiError::new("m", "OAuthException", code);
+        g.error_subcode = Some(subcode);
+        Error::from_graph(StatusCode::BAD_REQUEST, g, ResponseMeta::default())
+    }
+
+    #[test]
+    fn subcodes_of_136024_say_how_long_and_count_only_with_their_code() {
+        for (sub, want) in [
+            (2388091, Meaning::RequestCodeFailedTemporarily),
+            (2388367, Meaning::RequestCodeVolumeLimit),
+            (42, Meaning::RequestCodeThrottled),
+        ] {
+            let e = with_subcode(136024, sub);
+            assert_eq!(e.meaning(), Some(want), "{sub}");
+            assert_eq!(e.kind(), ErrorKind::RateLimited);
+            assert_eq!(classify(RetryMode::Standard, &e), RetryClass::Never);
+            assert!(want.is_throttle());
+        }
+        // 2388093 is verify_code's wrong-code subcode, but only under 136025.
+        assert_eq!(
+            with_subcode(100, 2388093).meaning(),
+            Some(Meaning::InvalidParameter)
+        );
+        assert_eq!(
+            with_subcode(136025, 2388093).meaning(),
+            Some(Meaning::WrongCode)
+        );
+        assert_eq!(
+            with_subcode(100, 2388367).meaning(),
+            Some(Meaning::InvalidParameter)
+        );
     }
 
     #[test]

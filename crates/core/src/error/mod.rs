@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+mod code;
 mod graph;
 mod kind;
 mod meaning;
 
+pub use self::code::GraphCode;
 pub use self::graph::GraphApiError;
 pub use self::kind::{ErrorKind, TimeoutKind};
 pub(crate) use self::meaning::REGISTRATION_BLOCK;

@@ -215,6 +215,24 @@ pub trait Succeeded {
     fn succeeded(&self) -> bool;
 }
 
+impl std::str::FromStr for QuotaClass {
+    type Err = crate::Error;
+
+    /// `request_code`, `verify_code`, `registration` or `other` (also with `-`).
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        let s = s.replace('-', "_");
+        QuotaClass::ALL
+            .into_iter()
+            .find(|c| s.eq_ignore_ascii_case(c.as_str()))
+            .ok_or_else(|| {
+                crate::Error::invalid_input(format!(
+                    "the kind of call must be request_code, verify_code, registration or other, got {}",
+                    shown(&s)
+                ))
+            })
+    }
+}
+
 /// What kind of call an operation is, for the limits that apply to it: sending codes,
 /// checking them and registration never share a budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -240,6 +258,14 @@ impl QuotaClass {
             QuotaClass::Other => "other",
         }
     }
+
+    /// Every class, in index order.
+    pub const ALL: [QuotaClass; 4] = [
+        QuotaClass::RequestCode,
+        QuotaClass::VerifyCode,
+        QuotaClass::Registration,
+        QuotaClass::Other,
+    ];
 
     pub(crate) fn index(self) -> usize {
         match self {

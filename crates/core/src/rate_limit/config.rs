@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::cooldowns::Cooldowns;
 use super::limits::{window_or_off, Limits, WindowLimit, DEFAULT_COOLDOWN};
 use super::quota::Quota;
 use super::service::RateLimitLayer;
@@ -38,9 +39,14 @@ pub struct RateLimitConfig {
     /// the guard off.
     #[serde(with = "window_or_off")]
     pub wrong_codes: Option<WindowLimit>,
-    /// The cooldown after a throttle that gave no wait hint.
+    /// The cooldown after a throttle that gave no wait hint, unless `cooldowns` names
+    /// its code.
     #[serde(with = "crate::duration")]
     pub default_cooldown: Duration,
+    /// Cooldowns by Graph code or code/subcode (`"136024/2388367" = "24h"`), set over the
+    /// defaults (see [`Cooldowns`]).
+    #[serde(with = "super::cooldowns::table")]
+    pub cooldowns: Cooldowns,
     /// The longest cooldown recorded, whatever Meta's hint says.
     #[serde(with = "crate::duration")]
     pub max_cooldown: Duration,
@@ -61,6 +67,7 @@ impl Default for RateLimitConfig {
             registration: limits.registration,
             wrong_codes: limits.wrong_codes,
             default_cooldown: DEFAULT_COOLDOWN,
+            cooldowns: Cooldowns::default(),
             max_cooldown: limits.max_cooldown,
             store: StoreConfig::default(),
         }
@@ -112,6 +119,14 @@ impl RateLimitConfig {
         self.enabled.then_some(self.default_cooldown)
     }
 
+    /// The cooldowns a throttle without a hint implies: the table, with
+    /// `default_cooldown` for codes it does not name.
+    pub fn cooldowns(&self) -> Cooldowns {
+        let mut c = self.cooldowns.clone();
+        c.default = self.default_cooldown;
+        c
+    }
+
     /// The rate-limit layer these settings describe.
     ///
     /// # Errors
@@ -120,7 +135,7 @@ impl RateLimitConfig {
     pub fn layer(&self) -> Result<RateLimitLayer<AnyStore>, Error> {
         Ok(RateLimitLayer::new(self.store()?)
             .max_wait(self.max_wait)
-            .default_cooldown(self.default_cooldown)
+            .cooldowns(self.cooldowns())
             .learn(self.enabled))
     }
 }

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -24,7 +23,7 @@ pub(crate) struct Learn<St> {
     pub(crate) store: St,
     pub(crate) key: Option<u64>,
     pub(crate) class: QuotaClass,
-    pub(crate) default_cooldown: Option<Duration>,
+    pub(crate) cooldowns: Option<std::sync::Arc<super::cooldowns::Cooldowns>>,
 }
 
 pin_project! {
@@ -194,8 +193,9 @@ where
                     };
                     let l = &this.learn;
                     let lesson = l
-                        .default_cooldown
-                        .and_then(|cooldown| super::lesson(&error, cooldown));
+                        .cooldowns
+                        .as_deref()
+                        .and_then(|cooldowns| super::lesson(&error, cooldowns));
                     let Some(lesson) = lesson else {
                         return Poll::Ready(Err(error));
                     };

@@ -176,7 +176,7 @@ impl Default for Limits {
                 max: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
                 window: Duration::from_secs(600),
             }),
-            max_cooldown: Duration::from_secs(24 * 3600),
+            max_cooldown: Duration::from_secs(72 * 3600),
         }
     }
 }

@@ -44,15 +44,15 @@
 //! number's quota.
 
 mod config;
+mod cooldowns;
 pub mod future;
 mod limits;
 mod quota;
 mod service;
 mod store;
 
-use std::time::Duration;
-
 pub use self::config::RateLimitConfig;
+pub use self::cooldowns::Cooldowns;
 pub use self::limits::{Limits, WindowLimit, DEFAULT_COOLDOWN, MAX_QUOTAS, MAX_SPAN};
 pub use self::quota::{Quota, Rate};
 pub use self::service::{RateLimit, RateLimitLayer};
@@ -60,9 +60,11 @@ pub use self::service::{RateLimit, RateLimitLayer};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::store::redis;
 pub use self::store::{
-    Acquire, Admission, AnyFuture, AnyLearnFuture, AnyStore, Lesson, MemoryStore, OnStoreError,
-    QuotaClass, RateLimitStore, RedisUrl, Scope, StoreConfig, StoreKind,
+    Acquire, Admission, AnyFuture, AnyLearnFuture, AnyStore, HeldCooldown, Lesson, MemoryStore,
+    NumberLimits, OnStoreError, QuotaClass, RateLimitStore, RedisUrl, Scope, StoreConfig,
+    StoreKind,
 };
+pub use crate::error::GraphCode;
 
 use crate::error::{Error, Meaning};
 use crate::operation::Operation;
@@ -120,14 +122,22 @@ impl<O: Operation> RateLimitKey for O {
 }
 
 /// What Meta's answer teaches the store: a throttle (see [`Error::throttle`]) becomes a
-/// cooldown of Meta's wait, else `default_cooldown`; a wrong code (136025) counts towards
-/// the guard.
-pub(crate) fn lesson(error: &Error, default_cooldown: Duration) -> Option<Lesson> {
+/// cooldown of Meta's wait, else the cooldown its code calls for; a wrong code (136025)
+/// counts towards the guard.
+pub(crate) fn lesson(error: &Error, cooldowns: &Cooldowns) -> Option<Lesson> {
     if error.is_answer() && error.meaning() == Some(Meaning::WrongCode) {
         return Some(Lesson::WrongCode);
     }
+    let code = error.graph().map(|g| GraphCode {
+        code: g.code,
+        subcode: g.error_subcode,
+    });
     error.throttle().map(|t| Lesson::Throttled {
-        wait: t.wait_or(default_cooldown),
+        wait: t.hint.unwrap_or_else(|| match code {
+            Some(c) => cooldowns.for_code(c.code, c.subcode),
+            None => cooldowns.default,
+        }),
         app_wide: t.app_wide,
+        code,
     })
 }

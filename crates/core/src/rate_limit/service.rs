@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tower::{Layer, Service};
 
+use super::cooldowns::Cooldowns;
 use super::future::{Learn, ResponseFuture};
-use super::limits::DEFAULT_COOLDOWN;
 use super::store::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
@@ -20,7 +20,7 @@ pub struct RateLimitLayer<St = MemoryStore> {
     store: St,
     max_wait: Duration,
     // `None`: do not learn from answers.
-    default_cooldown: Option<Duration>,
+    cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
 }
 
@@ -30,7 +30,7 @@ impl<St> RateLimitLayer<St> {
         Self {
             store,
             max_wait: Duration::ZERO,
-            default_cooldown: Some(DEFAULT_COOLDOWN),
+            cooldowns: Some(Arc::default()),
             stats: Arc::default(),
         }
     }
@@ -40,10 +40,20 @@ impl<St> RateLimitLayer<St> {
         &self.stats
     }
 
-    /// How long a number cools down after a throttle that gave no hint (default 10 min).
+    /// How long a number cools down after a throttle that gave no hint and whose code
+    /// the cooldowns table does not name (default 10 min).
     #[must_use]
     pub fn default_cooldown(mut self, cooldown: Duration) -> Self {
-        self.default_cooldown = Some(cooldown);
+        let mut c = self.cooldowns.as_deref().cloned().unwrap_or_default();
+        c.default = cooldown;
+        self.cooldowns = Some(Arc::new(c));
+        self
+    }
+
+    /// The cooldowns by Graph code (see [`Cooldowns`]).
+    #[must_use]
+    pub fn cooldowns(mut self, cooldowns: Cooldowns) -> Self {
+        self.cooldowns = Some(Arc::new(cooldowns));
         self
     }
 
@@ -51,10 +61,10 @@ impl<St> RateLimitLayer<St> {
     /// count towards the guard). On by default.
     #[must_use]
     pub fn learn(mut self, yes: bool) -> Self {
-        self.default_cooldown = match (yes, self.default_cooldown) {
+        self.cooldowns = match (yes, self.cooldowns.take()) {
             (false, _) => None,
-            (true, Some(d)) => Some(d),
-            (true, None) => Some(DEFAULT_COOLDOWN),
+            (true, Some(c)) => Some(c),
+            (true, None) => Some(Arc::default()),
         };
         self
     }
@@ -80,7 +90,7 @@ impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
             inner,
             store: self.store.clone(),
             max_wait: self.max_wait,
-            default_cooldown: self.default_cooldown,
+            cooldowns: self.cooldowns.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -92,7 +102,7 @@ pub struct RateLimit<S, St = MemoryStore> {
     inner: S,
     store: St,
     max_wait: Duration,
-    default_cooldown: Option<Duration>,
+    cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
 }
 
@@ -127,7 +137,7 @@ where
             store: self.store.clone(),
             key,
             class,
-            default_cooldown: self.default_cooldown,
+            cooldowns: self.cooldowns.clone(),
         };
         match self.store.acquire(key, class) {
             // The hot path: a slot now, call the instance that was polled ready.

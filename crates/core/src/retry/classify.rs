@@ -62,6 +62,8 @@ pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
         meaning,
         Some(
             Meaning::RequestCodeThrottled
+                | Meaning::RequestCodeFailedTemporarily
+                | Meaning::RequestCodeVolumeLimit
                 | Meaning::TooManyCodeRequests
                 | Meaning::RegistrationRateLimited
         )

@@ -28,6 +28,37 @@ impl AnyStore {
         }
     }
 
+    /// What the store holds for `number` (see [`MemoryStore::inspect`]).
+    ///
+    /// # Errors
+    ///
+    /// `transport` when Redis does not answer.
+    pub async fn inspect(&self, number: u64) -> Result<super::NumberLimits, crate::Error> {
+        match self {
+            AnyStore::Memory(m) => Ok(m.inspect(number)),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.inspect(number).await,
+        }
+    }
+
+    /// Removes `number`'s cooldowns (see [`MemoryStore::clear`]); returns how many were in
+    /// force.
+    ///
+    /// # Errors
+    ///
+    /// `transport` when Redis does not answer.
+    pub async fn clear(
+        &self,
+        number: u64,
+        kind: Option<super::QuotaClass>,
+    ) -> Result<usize, crate::Error> {
+        match self {
+            AnyStore::Memory(m) => Ok(m.clear(number, kind)),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.clear(number, kind).await,
+        }
+    }
+
     /// Checks answered by the Redis store's `on_store_error` instead of Redis (always 0
     /// in memory).
     pub fn fallback_answers(&self) -> u64 {

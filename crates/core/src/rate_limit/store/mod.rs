@@ -3,6 +3,7 @@
 
 mod any;
 mod config;
+mod inspect;
 mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use self::any::{AnyFuture, AnyLearnFuture, AnyStore};
 pub use self::config::{OnStoreError, StoreConfig, StoreKind};
+pub use self::inspect::{HeldCooldown, NumberLimits};
 pub use self::memory::MemoryStore;
 pub use self::redis_url::RedisUrl;
 pub use crate::operation::QuotaClass;
@@ -86,6 +88,8 @@ pub enum Lesson {
         wait: Duration,
         /// Whether Meta throttled the whole app rather than this number.
         app_wide: bool,
+        /// The Graph code (and subcode) of the answer, for operators (`limits show`).
+        code: Option<crate::error::GraphCode>,
     },
     /// Meta said the code was wrong.
     WrongCode,

@@ -24,10 +24,12 @@ use governor::clock::Clock;
 use governor::RateLimiter;
 
 mod gcra;
+mod inspect;
 mod numbers;
 
 use self::gcra::{decide, Gcra, LentState, TokioClock};
 use self::numbers::Numbers;
+use crate::error::GraphCode;
 use crate::operation::NumberHasher;
 use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
@@ -78,8 +80,8 @@ struct Inner {
 /// common record stays small and a check looks here only while anything is held.
 #[derive(Default)]
 struct Extra {
-    /// Cooldown ends per class (by `QuotaClass::index`); 0: none.
-    cooldowns: [u64; 4],
+    /// Cooldowns per class (by `QuotaClass::index`).
+    cooldowns: [Cooldown; 4],
     /// Wrong codes in the current window: (count, window end).
     wrong: (u32, u64),
     /// Times of the recent register/deregister calls.
@@ -89,12 +91,46 @@ struct Extra {
 impl Extra {
     /// Whether nothing it holds matters any more at `now`.
     fn is_idle(&self, now: u64, registration_window: u64) -> bool {
-        self.cooldowns.iter().all(|&until| until <= now)
+        // A cooldown is kept one length past its end: a throttle that comes again in
+        // that time doubles the next one.
+        self.cooldowns
+            .iter()
+            .all(|c| c.until.saturating_add(c.len) <= now)
             && self.wrong.1 <= now
             && self
                 .registrations
                 .back()
                 .is_none_or(|&t| t.saturating_add(registration_window) <= now)
+    }
+}
+
+/// A class's cooldown for a number: its end, its length and the Graph code that set it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cooldown {
+    /// When it ends (ns on the store's clock); 0: none.
+    pub(crate) until: u64,
+    /// How long it was set for (ns).
+    pub(crate) len: u64,
+    pub(crate) code: Option<GraphCode>,
+}
+
+impl Cooldown {
+    /// Records a throttle at `now`: `wait`, or twice the previous length when it comes
+    /// again within one length after the previous cooldown ended, up to `cap`. A throttle
+    /// while the cooldown still holds (another call's answer) keeps the later end.
+    fn throttled(&mut self, now: u64, wait: u64, cap: u64, code: Option<GraphCode>) {
+        let again =
+            self.until != 0 && self.until <= now && now < self.until.saturating_add(self.len);
+        let len = if again {
+            wait.max(self.len.saturating_mul(2))
+        } else {
+            wait
+        }
+        .min(cap);
+        let until = now.saturating_add(len);
+        if until > self.until {
+            *self = Cooldown { until, len, code };
+        }
     }
 }
 
@@ -180,7 +216,7 @@ impl MemoryStore {
             .inner
             .extras
             .get(&key)
-            .map(|e| e.cooldowns[class.index()])?;
+            .map(|e| e.cooldowns[class.index()].until)?;
         (until > now).then(|| Duration::from_nanos(until - now))
     }
 
@@ -250,7 +286,7 @@ impl MemoryStore {
         let held = extra.as_deref_mut();
         let cooldown = held
             .as_ref()
-            .map_or(0, |e| e.cooldowns[class.index()])
+            .map_or(0, |e| e.cooldowns[class.index()].until)
             .max(app);
         if cooldown > now {
             return wait(now, cooldown, Scope::Cooldown);
@@ -359,14 +395,18 @@ impl MemoryStore {
         let i = &*self.inner;
         let now = self.now();
         match lesson {
-            Lesson::Throttled { wait, app_wide } => {
-                let until = now.saturating_add(nanos(wait.min(i.limits.cooldown_cap(class))));
+            Lesson::Throttled {
+                wait,
+                app_wide,
+                code,
+            } => {
+                let cap = nanos(i.limits.cooldown_cap(class));
+                let until = now.saturating_add(nanos(wait).min(cap));
                 match (app_wide, key) {
                     (false, Some(key)) => {
                         i.extras_held.store(true, Ordering::Relaxed);
                         let mut e = i.extras.entry(key).or_default();
-                        let slot = &mut e.cooldowns[class.index()];
-                        *slot = (*slot).max(until);
+                        e.cooldowns[class.index()].throttled(now, nanos(wait), cap, code);
                     }
                     _ => {
                         i.app_cooldown[class.index()].fetch_max(until, Ordering::Relaxed);

@@ -24,6 +24,8 @@ impl fmt::Display for Number {
 pub(super) enum Key {
     /// A class's cooldown for one number.
     Cooldown(QuotaClass, Number),
+    /// The record of a class's cooldown for one number: its length, end and Graph code.
+    CooldownRecord(QuotaClass, Number),
     /// A class's cooldown for the whole app.
     AppCooldown(QuotaClass),
     /// The wrong-code counter of a number.
@@ -40,6 +42,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Key::Cooldown(c, n) => write!(f, "cd:{}:{n}", c.as_str()),
+            Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{n}", c.as_str()),
             Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
             Key::WrongCodes(n) => write!(f, "wc:{n}"),
             Key::Registration(n) => write!(f, "reg:{n}"),

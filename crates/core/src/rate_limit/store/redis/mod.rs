@@ -30,6 +30,7 @@ use redis::Script;
 use tokio::sync::oneshot;
 
 mod batch;
+mod inspect;
 mod keys;
 mod probe;
 mod state;
@@ -287,15 +288,30 @@ impl RateLimitStore for RedisStore {
         let number = Number(key);
         // The script as a way to find it, since the task below owns the store.
         type Pick = fn(&Inner) -> &Script;
-        let (script, redis_key, arg): (Pick, _, _) = match lesson {
-            Lesson::Throttled { wait, app_wide } => {
+        let (script, keys, args): (Pick, Vec<String>, Vec<String>) = match lesson {
+            Lesson::Throttled {
+                wait,
+                app_wide,
+                code,
+            } => {
                 let cap = self.inner.limits.cooldown_cap(class);
-                let k = if app_wide || key.is_none() {
-                    self.key(Key::AppCooldown(class))
+                let number_wide = !app_wide && key.is_some();
+                let keys = if number_wide {
+                    vec![
+                        self.key(Key::Cooldown(class, number)),
+                        self.key(Key::CooldownRecord(class, number)),
+                    ]
                 } else {
-                    self.key(Key::Cooldown(class, number))
+                    let k = self.key(Key::AppCooldown(class));
+                    vec![k.clone(), k]
                 };
-                (|i| &i.cooldown, k, micros(wait.min(cap)))
+                let args = vec![
+                    micros(wait.min(cap)).to_string(),
+                    micros(cap).to_string(),
+                    if number_wide { "1" } else { "0" }.to_owned(),
+                    code.map(|c| c.to_string()).unwrap_or_default(),
+                ];
+                (|i| &i.cooldown, keys, args)
             }
             Lesson::WrongCode => {
                 let (Some(_), Some(w)) = (key, self.inner.limits.wrong_codes) else {
@@ -303,8 +319,8 @@ impl RateLimitStore for RedisStore {
                 };
                 (
                     |i| &i.wrong_code,
-                    self.key(Key::WrongCodes(number)),
-                    i64::try_from(w.window().as_millis()).unwrap_or(i64::MAX),
+                    vec![self.key(Key::WrongCodes(number))],
+                    vec![w.window().as_millis().min(i64::MAX as u128).to_string()],
                 )
             }
         };
@@ -320,8 +336,13 @@ impl RateLimitStore for RedisStore {
         LearnFuture(Some(runtime.spawn(async move {
             let i = &*store;
             let mut inv = script(i).prepare_invoke();
-            inv.key(&redis_key).arg(arg);
-            let record = async { inv.invoke_async::<i64>(&mut i.conn()?).await };
+            for k in &keys {
+                inv.key(k);
+            }
+            for a in &args {
+                inv.arg(a);
+            }
+            let record = async { inv.invoke_async::<redis::Value>(&mut i.conn()?).await };
             match tokio::time::timeout(i.config.timeout, record).await {
                 Ok(Ok(_)) => {}
                 _ => i.failed("could not record a lesson"),
@@ -375,6 +396,7 @@ mod tests {
             Lesson::Throttled {
                 wait: Duration::from_secs(60),
                 app_wide: false,
+                code: None,
             },
         );
         let poll = |key| {

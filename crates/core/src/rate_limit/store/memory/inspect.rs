@@ -1,0 +1,73 @@
+//! What the memory store holds for one number, for operators: read and cleared.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{nanos, MemoryStore};
+use crate::rate_limit::store::inspect::{HeldCooldown, NumberLimits};
+use crate::rate_limit::store::QuotaClass;
+
+impl MemoryStore {
+    /// What the store holds for `number` (a [`PhoneNumberId::key`]): its cooldowns still
+    /// in force (the app's too, as they stop it as well), wrong codes in the current
+    /// window and the registration budget left.
+    ///
+    /// [`PhoneNumberId::key`]: crate::PhoneNumberId::key
+    pub fn inspect(&self, number: u64) -> NumberLimits {
+        let i = &*self.inner;
+        let now = self.now();
+        let mut out = NumberLimits {
+            registrations_left: i.limits.registration.map(|r| r.max()),
+            ..NumberLimits::default()
+        };
+        let extra = i.extras.get(&number);
+        for class in QuotaClass::ALL {
+            let (own, code) = extra.as_ref().map_or((0, None), |e| {
+                let c = e.cooldowns[class.index()];
+                (c.until, c.code)
+            });
+            let app = i.app_cooldown[class.index()].load(Ordering::Relaxed);
+            let (until, code) = if own >= app { (own, code) } else { (app, None) };
+            if until > now {
+                out.cooldowns.push(HeldCooldown::new(
+                    class,
+                    Duration::from_nanos(until - now),
+                    code,
+                ));
+            }
+        }
+        if let Some(e) = extra.as_ref() {
+            if e.wrong.1 > now {
+                out.wrong_codes = e.wrong.0;
+            }
+            if let Some(r) = i.limits.registration {
+                let window = nanos(r.window());
+                let used = e
+                    .registrations
+                    .iter()
+                    .filter(|t| t.saturating_add(window) > now)
+                    .count();
+                out.registrations_left = Some(r.max().saturating_sub(used as u32));
+            }
+        }
+        out
+    }
+
+    /// Removes `number`'s cooldowns, of one kind of call or of every kind; returns how
+    /// many were in force. The app's cooldowns stay: they are not the number's.
+    pub fn clear(&self, number: u64, kind: Option<QuotaClass>) -> usize {
+        let now = self.now();
+        let Some(mut e) = self.inner.extras.get_mut(&number) else {
+            return 0;
+        };
+        let mut cleared = 0;
+        for class in QuotaClass::ALL {
+            if kind.is_none_or(|k| k == class) {
+                let c = &mut e.cooldowns[class.index()];
+                cleared += usize::from(c.until > now);
+                *c = Default::default();
+            }
+        }
+        cleared
+    }
+}
