@@ -68,6 +68,7 @@ pub(crate) fn error_json(e: &Error) -> Value {
         "href": g.and_then(|g| g.href.clone()),
         "extra": g.map(|g| Value::Object(g.extra.clone())),
         "may_have_reached_server": e.may_have_reached_server(),
+        "reason": e.reason(),
         "causes": causes(e),
     })
 }
@@ -163,12 +164,14 @@ pub(crate) fn details(attempts: u32, fbtrace_id: Option<&str>) -> String {
     }
 }
 
-/// Prints a call's outcome and returns its exit code.
+/// Prints a call's outcome and returns its exit code; `fields` adds one field of the
+/// answer to the JSON (`"status": {...}`).
 pub(crate) fn outcome<T>(
     format: Format,
     operation: &str,
     result: &Result<Response<T>, Error>,
     text: impl FnOnce(&Response<T>) -> String,
+    fields: impl FnOnce(&Response<T>) -> Option<(&'static str, Value)>,
 ) -> u8 {
     match result {
         Ok(r) => {
@@ -179,6 +182,9 @@ pub(crate) fn outcome<T>(
                 "shared": r.is_shared(),
                 "replayed": r.is_replayed(),
             });
+            if let (Some((name, value)), Some(map)) = (fields(r), extra.as_object_mut()) {
+                map.insert(name.to_owned(), value);
+            }
             if let (Some(a), Some(map)) = (r.already_sent(), extra.as_object_mut()) {
                 map.insert("sent_at".into(), rfc3339(a.sent_at).into());
                 map.insert("expires_at".into(), rfc3339(a.expires_at).into());

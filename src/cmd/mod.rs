@@ -6,6 +6,7 @@ mod onboard;
 mod register;
 mod request_code;
 mod sandbox;
+mod status;
 mod verify_code;
 mod watch;
 
@@ -55,6 +56,8 @@ pub(crate) enum Command {
     Bench(bench::BenchArgs),
     /// Show or clear what the limiter holds for a number (cooldowns, wrong codes, budget).
     Limits(limits::LimitsArgs),
+    /// What Meta knows about a number: verified, platform, display name, connection.
+    Status(status::StatusArgs),
 }
 
 pub(crate) async fn run(command: Command) -> u8 {
@@ -67,6 +70,7 @@ pub(crate) async fn run(command: Command) -> u8 {
         Command::Sandbox(a) => sandbox::run(a).await,
         Command::Bench(a) => bench::run(a).await,
         Command::Limits(a) => limits::run(a).await,
+        Command::Status(a) => status::run(a).await,
     }
 }
 
@@ -260,19 +264,47 @@ where
     O: Operation,
     Stack<Watched>: Service<O, Response = Response<O::Output>, Error = Error>,
 {
+    call_with(common, op, text, |_| None).await
+}
+
+/// [`call`], with one field of the answer added to the JSON (`"status": {...}`).
+pub(crate) async fn call_with<O>(
+    common: &CommonArgs,
+    op: Result<O, Error>,
+    text: impl FnOnce(&Response<O::Output>) -> String,
+    fields: impl FnOnce(&Response<O::Output>) -> Option<(&'static str, serde_json::Value)>,
+) -> u8
+where
+    O: Operation,
+    Stack<Watched>: Service<O, Response = Response<O::Output>, Error = Error>,
+{
     let format = common.format().unwrap_or_default();
     let prepared = match op {
         Ok(op) => common.prepare().await.map(|p| (op, p)),
         Err(e) => Err(e),
     };
-    let (op, p) = match prepared {
-        Ok(x) => x,
-        Err(e) => return output::refused(format, &e),
-    };
+    match prepared {
+        Ok((op, p)) => call_prepared(p, op, text, fields).await,
+        Err(e) => output::refused(format, &e),
+    }
+}
+
+/// The call itself, on a prepared client: SIGINT or SIGTERM mid-call stops it and prints
+/// what is known; the sandbox, if any, is shut down after.
+pub(crate) async fn call_prepared<O>(
+    p: Prepared,
+    op: O,
+    text: impl FnOnce(&Response<O::Output>) -> String,
+    fields: impl FnOnce(&Response<O::Output>) -> Option<(&'static str, serde_json::Value)>,
+) -> u8
+where
+    O: Operation,
+    Stack<Watched>: Service<O, Response = Response<O::Output>, Error = Error>,
+{
     let name = op.name();
     let mut signals = Signals::install();
     let code = tokio::select! {
-        result = p.client.call(op) => output::outcome(p.format, name, &result, text),
+        result = p.client.call(op) => output::outcome(p.format, name, &result, text, fields),
         signal = signals.recv() => {
             // A second signal exits at once, whatever is still running.
             signals.exit_on_next(signal);

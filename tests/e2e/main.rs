@@ -20,6 +20,8 @@ mod onboarding;
 mod reliability;
 // The Redis store against a real redis-server: replicas, cooldowns, faults.
 mod redis_store;
+// The number's status, the preflight in onboarding, status and onboard in the CLI.
+mod status;
 // One code per number: single flight, the live-code window, idempotency keys, the journal.
 mod dedup;
 // The CLI and the sandbox under hostile or careless use: JSON on every exit, signals, limits.

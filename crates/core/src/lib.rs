@@ -138,8 +138,10 @@ pub use self::client::{Client, ClientBuilder, HttpService, Stack};
 pub use self::error::{Error, ErrorKind, GraphApiError, GraphCode, Meaning, Throttle, TimeoutKind};
 pub use self::meta::ResponseMeta;
 pub use self::operation::{
-    ApiVersion, Attempt, CallContext, CodeMethod, DedupRole, Field, Language, Operation,
-    PhoneNumberId, Progress, RequestCode, RequestCodeResponse, RetryMode, Succeeded,
-    VerificationCode, VerifyCode, VerifyCodeResponse,
+    AccountMode, ApiVersion, Attempt, CallContext, CodeMethod, CodeVerificationStatus, DedupRole,
+    Field, Language, NameStatus, NumberStatus, Operation, PhoneNumberId, PhoneNumberInfo,
+    PhoneNumberStatus, PlatformType, Progress, QualityRating, RequestCode, RequestCodeResponse,
+    RetryMode, Succeeded, Throughput, VerificationCode, VerifyCode, VerifyCodeResponse,
 };
+
 pub use self::response::Response;

@@ -19,7 +19,7 @@ use crate::answers::{
 use crate::app::App;
 use crate::body::{self, Params};
 use crate::faults::{Fault, FaultKind};
-use crate::flow::{registration, request_code, verify_code};
+use crate::flow::{registration, request_code, status, verify_code};
 use crate::wire;
 
 /// Every request: the API, the admin endpoints, and a Graph-shaped answer with a trace
@@ -45,6 +45,26 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request<Body>) ->
                 _ => Reply::ok(serde_json::to_value(app.snapshot()).unwrap_or_default())
                     .finish(&trace),
             }
+        }
+        [version, id] if !version.starts_with("__") => {
+            if method != Method::GET {
+                let reply = method_not_allowed(method);
+                app.stats
+                    .record("other", reply.status, reply.graph.as_ref().map(|g| g.code));
+                return reply.finish(&trace);
+            }
+            let _in_flight = app.stats.enter();
+            api(
+                &app,
+                version,
+                id,
+                "",
+                &parts.uri,
+                &parts.headers,
+                Bytes::new(),
+                &trace,
+            )
+            .await
         }
         [version, id, op] if !version.starts_with("__") => {
             if method != Method::POST {
@@ -122,7 +142,8 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, Reply> {
     }
 }
 
-/// `POST /{version}/{phone_number_id}/{operation}`.
+/// `POST /{version}/{phone_number_id}/{operation}`, and `GET /{version}/{phone_number_id}`
+/// (`op` empty).
 #[allow(clippy::too_many_arguments)]
 async fn api(
     app: &App,
@@ -136,6 +157,7 @@ async fn api(
 ) -> Response {
     let operation = match op {
         "request_code" | "verify_code" | "register" | "deregister" => op,
+        "" => "status",
         _ => "other",
     };
     let call = Call {
@@ -205,7 +227,7 @@ impl Call<'_> {
         }
         if !matches!(
             op,
-            "request_code" | "verify_code" | "register" | "deregister"
+            "request_code" | "verify_code" | "register" | "deregister" | ""
         ) {
             return bad_param(format!("Unsupported post request: unknown edge {op:?}"));
         }
@@ -225,6 +247,7 @@ impl Call<'_> {
             }
         }
         let reply = match op {
+            "" => status(app, id, &params),
             "request_code" => request_code(app, id, trace, &params),
             "verify_code" => verify_code(app, id, &params),
             _ => registration(app, id, op, trace, &params),

@@ -21,6 +21,8 @@ pub(crate) struct NumberState {
     pub(crate) blocked_until: Option<Instant>,
     pub(crate) verified: bool,
     pub(crate) registered: bool,
+    /// Deregistered since its last register: `status` reads `DISCONNECTED`.
+    pub(crate) deregistered: bool,
     /// register/deregister calls in the moving 72 hours, and Meta's 72-hour block.
     pub(crate) registrations: std::collections::VecDeque<Instant>,
     pub(crate) registration_blocked_until: Option<Instant>,

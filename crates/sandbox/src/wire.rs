@@ -82,3 +82,11 @@ mod tests {
         }
     }
 }
+
+/// A `fields` name: lower-case letters, digits and `_` (Graph's field names).
+pub(crate) fn is_field_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}

@@ -124,6 +124,19 @@ impl<H: HttpService> Client<H> {
         self.call(op).await
     }
 
+    /// `GET /{id}`: what Meta knows about the number (verified, platform, display name's
+    /// review, connection). A read: retried after ambiguous failures too.
+    ///
+    /// # Errors
+    ///
+    /// Every failure, typed: see [`Error::kind`].
+    pub async fn status(
+        &self,
+        op: crate::operation::PhoneNumberStatus,
+    ) -> Result<Response<crate::operation::PhoneNumberInfo>, Error> {
+        self.call(op).await
+    }
+
     /// `deregister`: removes the number from the Cloud API. Same safety as `register`.
     ///
     /// # Errors

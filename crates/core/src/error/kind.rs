@@ -34,6 +34,10 @@ pub enum ErrorKind {
     InvalidInput,
     /// Graph code 136025: the verification code is wrong.
     WrongCode,
+    /// The number's status says the step cannot work now (on the WhatsApp Business app or
+    /// On-Premises API, or a display name not approved); nothing was sent. See
+    /// [`Error::reason`](crate::Error::reason).
+    Precondition,
 }
 
 impl ErrorKind {
@@ -53,12 +57,13 @@ impl ErrorKind {
             ErrorKind::Unsuccessful => "unsuccessful",
             ErrorKind::InvalidInput => "invalid_input",
             ErrorKind::WrongCode => "wrong_code",
+            ErrorKind::Precondition => "precondition",
         }
     }
 
     /// The kind named `name` (as [`as_str`](Self::as_str) writes it), else `fallback`.
     pub(crate) fn from_str_or(name: &str, fallback: ErrorKind) -> ErrorKind {
-        const ALL: [ErrorKind; 13] = [
+        const ALL: [ErrorKind; 14] = [
             ErrorKind::BadRequest,
             ErrorKind::Auth,
             ErrorKind::Permission,
@@ -72,6 +77,7 @@ impl ErrorKind {
             ErrorKind::Unsuccessful,
             ErrorKind::InvalidInput,
             ErrorKind::WrongCode,
+            ErrorKind::Precondition,
         ];
         ALL.into_iter()
             .find(|k| k.as_str() == name)

@@ -55,6 +55,8 @@ struct Inner {
     source: Option<Source>,
     /// How the dedup layer answered: shared, replayed (or neither).
     dedup: DedupMark,
+    /// Why a precondition failed (`on_premise`, `name_not_approved`).
+    reason: Option<&'static str>,
 }
 
 /// How the dedup layer answered a failed call.
@@ -83,6 +85,7 @@ impl Error {
                 body_snippet: None,
                 source: None,
                 dedup: DedupMark::No,
+                reason: None,
             }),
         }
     }
@@ -96,6 +99,20 @@ impl Error {
     /// A failure of `kind` before anything was sent: another call's, shared.
     pub(crate) fn not_sent(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::new(kind, message.into(), Reach::NotSent)
+    }
+
+    /// A step the number's status says cannot work now, with a short `reason`
+    /// (`on_premise`, `name_not_approved`); nothing was sent.
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Precondition, message.into(), Reach::NotSent);
+        e.inner.reason = Some(reason);
+        e
+    }
+
+    /// Why a precondition failed (`on_premise`, `name_not_approved`), for `precondition`
+    /// errors.
+    pub fn reason(&self) -> Option<&'static str> {
+        self.inner.reason
     }
 
     /// A value refused locally; nothing was sent. `message` says what is accepted.
@@ -374,6 +391,7 @@ impl fmt::Display for Error {
                 f.write_str("unsuccessful: the API answered success: false")?
             }
             ErrorKind::WrongCode => f.write_str("wrong code")?,
+            ErrorKind::Precondition => write!(f, "precondition failed: {}", i.message)?,
         }
         if let Some(status) = i.status {
             if i.kind != ErrorKind::Unsuccessful {

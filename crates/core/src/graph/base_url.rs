@@ -38,13 +38,27 @@ impl BaseUrl {
     }
 
     /// `{base}/{version}/{id}/{name}` as a `Uri`, without parsing the base again.
-    pub(crate) fn join(&self, version: &str, id: &str, name: &str) -> Result<Uri, Error> {
-        let mut path =
-            String::with_capacity(self.path.len() + version.len() + id.len() + name.len() + 3);
+    pub(crate) fn join(
+        &self,
+        version: &str,
+        id: &str,
+        tail: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<Uri, Error> {
+        let (tail, query) = (tail.unwrap_or(""), query.unwrap_or(""));
+        let mut path = String::with_capacity(
+            self.path.len() + version.len() + id.len() + tail.len() + query.len() + 4,
+        );
         path.push_str(&self.path);
-        for part in [version, id, name] {
-            path.push('/');
-            path.push_str(part);
+        for part in [version, id, tail] {
+            if !part.is_empty() {
+                path.push('/');
+                path.push_str(part);
+            }
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(query);
         }
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());

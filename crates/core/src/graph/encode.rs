@@ -68,6 +68,15 @@ pub(crate) fn encode<O: Operation>(encoding: Encoding, op: &O) -> (Option<Header
     (Some(content_type), body)
 }
 
+/// A read's fields as its query string (`fields=a%2Cb`).
+pub(crate) fn encode_query<O: Operation>(op: &O) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    op.fields(&mut |f| {
+        q.append_pair(f.name, f.value);
+    });
+    q.finish()
+}
+
 pub(crate) fn encode_fields(encoding: Encoding, fields: &[Field<'_>]) -> (HeaderValue, Bytes) {
     match encoding {
         Encoding::Json => {

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use tower::{Layer, Service};
 
 use super::base_url::BaseUrl;
-use super::encode::{encode, Encoding};
+use super::encode::{encode, encode_query, Encoding};
 use super::future::ResponseFuture;
 use super::{RequestBody, DEFAULT_BODY_LIMIT};
 use crate::error::Error;
@@ -110,15 +110,23 @@ impl<S> Graph<S> {
 
     fn build<O: Operation>(&self, op: &O) -> Result<http::Request<RequestBody>, Error> {
         let s = &*self.settings;
-        let (content_type, body) = encode(s.encoding, op);
+        let method = op.method();
+        // A read sends its fields in the query and no body.
+        let (content_type, body, query) = if method == Method::GET {
+            (None, Bytes::new(), Some(encode_query(op)))
+        } else {
+            let (content_type, body) = encode(s.encoding, op);
+            (content_type, body, None)
+        };
         let uri = s.base_url.join(
             s.api_version.as_str(),
             op.phone_number_id().as_str(),
-            op.name(),
+            op.path_tail(),
+            query.as_deref(),
         )?;
         // Typed header names and a prepared URI: nothing is parsed again per request.
         let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() = Method::POST;
+        *req.method_mut() = method;
         *req.uri_mut() = uri;
         let h = req.headers_mut();
         h.reserve(4);

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::ops::{Deregister, Pin, Register};
+use super::preflight::Preflight;
 use crate::client::{Client, HttpService};
 use crate::error::Error;
 use crate::operation::{
@@ -79,6 +80,10 @@ struct Parts<H> {
     client: Client<H>,
     id: PhoneNumberId,
     pre_verified: bool,
+    /// The status read first, when the flow read it.
+    preflight: Option<Box<Preflight>>,
+    /// Register even when the preflight says the display name is not approved.
+    force: bool,
 }
 
 /// The start of onboarding: nothing asked yet. See the [module docs](super).
@@ -152,6 +157,8 @@ impl<H> Onboarding<H> {
             client,
             id,
             pre_verified: false,
+            preflight: None,
+            force: false,
         })
     }
 
@@ -161,11 +168,53 @@ impl<H> Onboarding<H> {
             client,
             id,
             pre_verified: true,
+            preflight: None,
+            force: false,
         })
+    }
+
+    /// The status read by [`preflight`](Self::preflight), if it ran.
+    pub fn preflight_info(&self) -> Option<&Preflight> {
+        self.0.preflight.as_deref()
     }
 }
 
+/// Where a flow stands after its preflight.
+#[derive(Debug)]
+pub enum Checked<H = Transport> {
+    /// A code is needed: request it next.
+    NeedsCode(Onboarding<H>),
+    /// The number is `VERIFIED` already: register it next, no code needed.
+    AlreadyVerified(Verified<H>),
+}
+
 impl<H: HttpService> Onboarding<H> {
+    /// Reads the number's status first (`code_verification_status`, `platform_type`,
+    /// `name_status`, `status`): a verified number skips the code, and one on the
+    /// WhatsApp Business app or On-Premises API stops here.
+    ///
+    /// # Errors
+    ///
+    /// The status call's error, or `precondition` (reason `on_premise`) before any code
+    /// is requested; with this state to go on from.
+    pub async fn preflight(mut self) -> Result<Checked<H>, StepError<Self>> {
+        let preflight = match Preflight::read(&self.0.client, self.0.id).await {
+            Ok(p) => p,
+            Err(error) => return Err(StepError { state: self, error }),
+        };
+        if let Err(error) = preflight.check_code() {
+            self.0.preflight = Some(Box::new(preflight));
+            return Err(StepError { state: self, error });
+        }
+        let verified = preflight.is_verified();
+        self.0.preflight = Some(Box::new(preflight));
+        Ok(if verified {
+            Checked::AlreadyVerified(Verified(self.0))
+        } else {
+            Checked::NeedsCode(self)
+        })
+    }
+
     /// Sends the code.
     ///
     /// # Errors
@@ -216,6 +265,16 @@ impl<H: HttpService> CodeRequested<H> {
     }
 }
 
+impl<H> Verified<H> {
+    /// Registers even when the preflight said the display name is not approved (the
+    /// CLI's `--force`).
+    #[must_use]
+    pub fn force(mut self) -> Self {
+        self.0.force = true;
+        self
+    }
+}
+
 impl<H: HttpService> Verified<H> {
     /// Registers the number with `pin`.
     ///
@@ -237,6 +296,11 @@ impl<H: HttpService> Verified<H> {
         if op.phone_number_id() != self.0.id {
             let error = Error::invalid_input("the Register operation is for another number");
             return Err(StepError { state: self, error });
+        }
+        if let (Some(p), false) = (&self.0.preflight, self.0.force) {
+            if let Err(error) = p.check_register() {
+                return Err(StepError { state: self, error });
+            }
         }
         advance(self, op).await
     }

@@ -31,6 +31,12 @@
 //! # }
 //! ```
 //!
+//! [`Onboarding::preflight`] reads the number's status first: a number already
+//! `VERIFIED` goes straight to [`Verified`], one on the WhatsApp Business app or
+//! On-Premises API stops before any code is requested (`precondition`, reason
+//! `on_premise`), and [`Verified::register`] refuses a display name still in review
+//! (`precondition`, reason `name_not_approved`) unless [`Verified::force`] says go on.
+//!
 //! Each step is its own type, so registering before verifying does not compile:
 //!
 //! ```compile_fail
@@ -43,6 +49,10 @@
 
 mod flow;
 mod ops;
+mod preflight;
 
-pub use self::flow::{CodeRequested, Deregistered, Onboarding, Registered, StepError, Verified};
+pub use self::flow::{
+    Checked, CodeRequested, Deregistered, Onboarding, Registered, StepError, Verified,
+};
 pub use self::ops::{Backup, Deregister, Pin, Region, Register, SuccessResponse, Tier, REGIONS};
+pub use self::preflight::Preflight;

@@ -1,6 +1,7 @@
 //! Typed operations: the [`Operation`] trait every call implements, the context the layers
 //! write on it, and the verification calls with the validated values they carry.
 
+mod status;
 mod values;
 mod verification;
 
@@ -9,6 +10,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+pub use self::status::{
+    AccountMode, CodeVerificationStatus, NameStatus, NumberStatus, PhoneNumberInfo,
+    PhoneNumberStatus, PlatformType, QualityRating, Throughput,
+};
 pub(crate) use self::values::{shown, NumberHasher, SixDigits};
 pub use self::values::{ApiVersion, CodeMethod, Language, PhoneNumberId, VerificationCode};
 pub use self::verification::{RequestCode, RequestCodeResponse, VerifyCode, VerifyCodeResponse};
@@ -54,6 +59,9 @@ pub enum RetryMode {
     Standard,
     /// Retry only when the request was certainly never sent (connection refused, DNS, TLS).
     OnlyIfNotSent,
+    /// Sending again cannot do harm (a read): ambiguous failures (timeouts, 500/502/504)
+    /// are retried too.
+    Idempotent,
 }
 
 /// Which attempt of a call an operation is sent as, and the backoff wait before it. The
@@ -87,8 +95,19 @@ pub trait Operation: Clone + Send + Sync + 'static {
     /// The number the call is about.
     fn phone_number_id(&self) -> PhoneNumberId;
 
-    /// Calls `f` with each body field in order.
+    /// Calls `f` with each body field in order (each query parameter for a `GET`).
     fn fields<'a>(&'a self, f: &mut dyn FnMut(Field<'a>));
+
+    /// The HTTP method: `POST` for every call that acts, `GET` for reads.
+    fn method(&self) -> http::Method {
+        http::Method::POST
+    }
+
+    /// The path's last segment after the number (`request_code`); `None` for a read of
+    /// the number itself (`GET /{version}/{id}`).
+    fn path_tail(&self) -> Option<&'static str> {
+        Some(self.name())
+    }
 
     /// The delivery method, when the operation has one (for spans).
     fn code_method(&self) -> Option<CodeMethod> {

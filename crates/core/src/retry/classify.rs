@@ -37,7 +37,8 @@ impl RetryClass {
 /// - never: local refusals, other 4xx, `success: false`, and the throttles 136024, 613
 ///   and 133016 whatever the status or `is_transient` say.
 ///
-/// Under [`RetryMode::OnlyIfNotSent`] only a failure before the write is retried.
+/// Under [`RetryMode::OnlyIfNotSent`] only a failure before the write is retried; under
+/// [`RetryMode::Idempotent`] (reads) ambiguous failures are retried too.
 pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
     if error.is_local() {
         return RetryClass::Never;
@@ -51,9 +52,7 @@ pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
     let Some(status) = error.status() else {
         return match error.kind() {
             // Attempt timeouts and connections lost after the write.
-            ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::Protocol => {
-                RetryClass::Ambiguous
-            }
+            ErrorKind::Timeout | ErrorKind::Transport | ErrorKind::Protocol => ambiguous(mode),
             _ => RetryClass::Never,
         };
     };
@@ -82,13 +81,21 @@ pub fn classify(mode: RetryMode, error: &Error) -> RetryClass {
         return RetryClass::Retry;
     }
     if meaning.is_some_and(Meaning::is_temporary) || status.is_server_error() {
-        return RetryClass::Ambiguous;
+        return ambiguous(mode);
     }
     if status.is_success() {
         // A 2xx we could not read: the server acted, we do not know how.
-        return RetryClass::Ambiguous;
+        return ambiguous(mode);
     }
     RetryClass::Never
+}
+
+/// An ambiguous failure: a read may simply be sent again.
+fn ambiguous(mode: RetryMode) -> RetryClass {
+    match mode {
+        RetryMode::Idempotent => RetryClass::Retry,
+        _ => RetryClass::Ambiguous,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +211,20 @@ mod tests {
         assert_eq!(std(&Error::invalid_input("x")), RetryClass::Never);
         let limited = Error::rate_limited_locally("q", Duration::from_secs(1));
         assert_eq!(std(&limited), RetryClass::Never);
+    }
+
+    #[test]
+    fn idempotent_reads_retry_ambiguous_failures_but_never_throttles() {
+        let m = RetryMode::Idempotent;
+        for s in [500, 502, 504] {
+            assert_eq!(classify(m, &answer(s, 1, None)), RetryClass::Retry, "{s}");
+        }
+        let lost = Error::transport(std::io::Error::other("reset"), true);
+        assert_eq!(classify(m, &lost), RetryClass::Retry);
+        let timeout = Error::timeout(TimeoutKind::Attempt, Duration::from_secs(1));
+        assert_eq!(classify(m, &timeout), RetryClass::Retry);
+        assert_eq!(classify(m, &answer(400, 100, None)), RetryClass::Never);
+        assert_eq!(classify(m, &answer(400, 136024, None)), RetryClass::Never);
     }
 
     #[test]

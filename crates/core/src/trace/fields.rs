@@ -77,6 +77,7 @@ pub fn call_span<O: Operation>(op: &O, version: Option<ApiVersion>) -> Span {
         "verify_code" => call_span!("verify_code"),
         "register" => call_span!("register"),
         "deregister" => call_span!("deregister"),
+        "phone_number_status" => call_span!("phone_number_status"),
         _ => call_span!("graph_call"),
     };
     if span.is_disabled() {
