@@ -143,6 +143,65 @@ async fn the_cli_prints_every_field_meta_returned_in_both_vocabularies_and_unkno
             );
         }
     }
+    // Every value of every enum, one run each, comes back in the JSON as Meta sent it.
+    let values: &[(&str, &[&str])] = &[
+        (
+            "code_verification_status",
+            &["VERIFIED", "UNVERIFIED", "NOT_VERIFIED", "EXPIRED"],
+        ),
+        (
+            "quality_rating",
+            &["GREEN", "YELLOW", "RED", "NA", "UNKNOWN"],
+        ),
+        (
+            "platform_type",
+            &["CLOUD_API", "ON_PREMISE", "NOT_APPLICABLE"],
+        ),
+        (
+            "status",
+            &[
+                "CONNECTED",
+                "DISCONNECTED",
+                "UNVERIFIED",
+                "PENDING",
+                "FLAGGED",
+                "RESTRICTED",
+                "LINKED",
+                "UNLINKED",
+                "DELETED",
+                "MIGRATED",
+                "BANNED",
+            ],
+        ),
+        (
+            "name_status",
+            &[
+                "APPROVED",
+                "AVAILABLE_WITHOUT_REVIEW",
+                "DECLINED",
+                "EXPIRED",
+                "PENDING_REVIEW",
+                "NONE",
+                "NAME_APPROVED",
+                "NAME_DECLINED",
+                "NAME_PENDING_REVIEW",
+                "NAME_NOT_APPROVED",
+            ],
+        ),
+        ("account_mode", &["LIVE", "SANDBOX"]),
+    ];
+    for (field, vs) in values {
+        for v in *vs {
+            let body: &'static str = Box::leak(
+                serde_json::json!({ *field: v })
+                    .to_string()
+                    .into_boxed_str(),
+            );
+            let server = status_server(body).await;
+            let out = run(status_cli(&server.base(), &["--output", "json"])).await;
+            assert_eq!(json(&out)["status"][*field], *v, "{field}={v}");
+        }
+    }
     // The fields asked for are sent as given; a bad one is refused with exit 2.
     let server = status_server(r#"{"status":"CONNECTED"}"#).await;
     let out = run(status_cli(
