@@ -1,7 +1,7 @@
 //! Human and JSON rendering of outcomes and errors, and their exit codes.
 
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use wa_verify_core::{Error, ErrorKind, Response};
@@ -196,28 +196,10 @@ pub(crate) fn outcome<T>(
     }
 }
 
-/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T16:00:41.123Z`.
+/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T16:00:41.123Z`, the form the
+/// sandbox's outbox uses for `sent_at`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days: days since 1970-01-01 to a Gregorian date.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    wa_verify_sandbox::rfc3339(t)
 }
 
 /// Prints a success: one JSON object `{"success": true, "operation", ...extra,
@@ -321,6 +303,8 @@ pub(crate) fn error_text(e: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use std::time::UNIX_EPOCH;
 
     use super::*;
 

@@ -88,7 +88,7 @@ pub use self::config::{
 };
 pub use self::error::Error;
 pub use self::faults::{FaultBody, FaultConfig, FaultKind, NumberFault};
-pub use self::outbox::{Outbox, OutboxEntry, Stats};
+pub use self::outbox::{rfc3339, Outbox, OutboxEntry, Stats};
 pub use self::units::SandboxQuota;
 
 /// The entry point: [`Sandbox::builder`].

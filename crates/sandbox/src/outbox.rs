@@ -220,9 +220,13 @@ impl StatsCell {
 
 /// Now as RFC 3339 UTC with milliseconds (`2026-11-26T17:18:07.123Z`).
 pub(crate) fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339(SystemTime::now())
+}
+
+/// A time as RFC 3339 UTC with milliseconds (`2026-11-26T17:18:07.123Z`), as the outbox
+/// writes `sent_at`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

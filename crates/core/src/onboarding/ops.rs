@@ -11,6 +11,26 @@ use crate::operation::{
     SixDigits, Succeeded,
 };
 
+/// What `register` and `deregister` share as operations: never resent once they may have
+/// reached Meta, the registration budget, single flight, and their call context.
+macro_rules! registration_call {
+    () => {
+        fn retry_mode(&self) -> RetryMode {
+            RetryMode::OnlyIfNotSent
+        }
+
+        fn quota_class(&self) -> QuotaClass {
+            QuotaClass::Registration
+        }
+
+        fn dedup(&self) -> DedupRole<'_> {
+            DedupRole::SingleFlight
+        }
+
+        call_context_accessors!();
+    };
+}
+
 /// The six-digit two-step verification PIN. Its `Debug` and `Display` print `Pin(***)`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Pin(SixDigits);
@@ -225,19 +245,7 @@ impl Operation for Register {
         }
     }
 
-    fn retry_mode(&self) -> RetryMode {
-        RetryMode::OnlyIfNotSent
-    }
-
-    fn quota_class(&self) -> QuotaClass {
-        QuotaClass::Registration
-    }
-
-    fn dedup(&self) -> DedupRole<'_> {
-        DedupRole::SingleFlight
-    }
-
-    call_context_accessors!();
+    registration_call!();
 }
 
 /// `POST /{version}/{phone_number_id}/deregister`.
@@ -270,19 +278,7 @@ impl Operation for Deregister {
 
     fn fields<'a>(&'a self, _f: &mut dyn FnMut(Field<'a>)) {}
 
-    fn retry_mode(&self) -> RetryMode {
-        RetryMode::OnlyIfNotSent
-    }
-
-    fn quota_class(&self) -> QuotaClass {
-        QuotaClass::Registration
-    }
-
-    fn dedup(&self) -> DedupRole<'_> {
-        DedupRole::SingleFlight
-    }
-
-    call_context_accessors!();
+    registration_call!();
 }
 
 /// The 200 answer of `register` and `deregister`: `{"success": true}`.
