@@ -14,7 +14,7 @@ use crate::operation::{DedupRole, Operation, Progress};
 use crate::response::Response;
 use crate::timeout::CarriesDeadline;
 
-/// Applies [`Dedup`]. See the [module docs](self) for an example.
+/// Applies [`Dedup`]. See the [module docs](super) for an example.
 #[derive(Clone, Debug)]
 pub struct DedupLayer<St = DedupStore> {
     store: St,
@@ -52,7 +52,7 @@ impl<S> Layer<S> for DedupLayer {
 }
 
 /// Shares one send between concurrent and repeated requests for a number.
-/// See the [module docs](self) for an example.
+/// See the [module docs](super) for an example.
 #[derive(Clone, Debug)]
 pub struct Dedup<S> {
     inner: S,
