@@ -65,6 +65,9 @@ pub struct StackConfig {
     pub transport: TransportConfig,
     /// Tracing.
     pub trace: TraceConfig,
+    /// The businesses this deployment serves (`[[tenants]]`): each call uses its tenant's
+    /// token; empty: one token for every call.
+    pub tenants: Vec<crate::tenant::TenantConfig>,
 }
 
 impl Default for StackConfig {
@@ -81,6 +84,7 @@ impl Default for StackConfig {
             rate_limit: RateLimitConfig::default(),
             transport: TransportConfig::default(),
             trace: TraceConfig::default(),
+            tenants: Vec::new(),
         }
     }
 }

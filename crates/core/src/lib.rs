@@ -102,6 +102,20 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// `tenant`: picks the tenant whose token an operation's call uses. For the inherent
+/// impl of an operation with a `context` field.
+macro_rules! tenant_accessor {
+    () => {
+        /// Runs this call for `tenant` (its token, its WABA's limits): see
+        /// [`tenant`](crate::tenant). Unknown tenants are refused when the call is made.
+        #[must_use]
+        pub fn tenant(mut self, tenant: impl AsRef<str>) -> Self {
+            self.context.tenant = Some(std::sync::Arc::from(tenant.as_ref()));
+            self
+        }
+    };
+}
+
 /// `context` and `context_mut` of an [`Operation`] whose [`CallContext`] is its `context`
 /// field: what the layers write on it as it goes down the stack. The caller has
 /// `CallContext` in scope.
@@ -130,6 +144,7 @@ mod operation;
 pub mod rate_limit;
 mod response;
 pub mod retry;
+pub mod tenant;
 pub mod timeout;
 pub mod trace;
 pub mod transport;

@@ -54,6 +54,14 @@ pub(crate) const REGIONS: [&str; 14] = [
     "AE", "AU", "BH", "BR", "CA", "CH", "DE", "GB", "ID", "IN", "JP", "KR", "SG", "ZA",
 ];
 
+/// A `fields` name: lower-case letters, digits and `_` (Graph's field names).
+pub(crate) fn is_field_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,12 +89,4 @@ mod tests {
             assert!(!is_six_digits(bad), "{bad}");
         }
     }
-}
-
-/// A `fields` name: lower-case letters, digits and `_` (Graph's field names).
-pub(crate) fn is_field_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }

@@ -10,7 +10,7 @@ use http::header::AUTHORIZATION;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::token::{Token, TokenFuture, TokenProvider};
+use super::token::{Token, TokenFuture, TokenProvider, TokenRequest};
 use crate::error::Error;
 
 /// Where the token comes from: fixed, or asked of a provider on every request.
@@ -111,9 +111,13 @@ where
                 // The token arrives later; call the instance that was polled ready.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
+                let token = match req.extensions().get::<TokenRequest>() {
+                    Some(r) => p.token_for(r),
+                    None => p.token(),
+                };
                 ResponseFuture {
                     state: State::Fetching {
-                        token: p.token(),
+                        token,
                         inner: Some((ready, req)),
                     },
                 }

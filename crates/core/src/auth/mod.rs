@@ -31,4 +31,4 @@ mod layer;
 mod token;
 
 pub use self::layer::{Auth, AuthLayer, ResponseFuture};
-pub use self::token::{Token, TokenFuture, TokenProvider};
+pub use self::token::{Token, TokenFuture, TokenProvider, TokenRequest};

@@ -84,4 +84,39 @@ impl fmt::Display for Token {
 pub trait TokenProvider: Send + Sync + 'static {
     /// The current token.
     fn token(&self) -> TokenFuture;
+
+    /// The token for one request, which names its number and tenant: a provider holding
+    /// one token per business picks it here (see [`TenantTokens`]). By default,
+    /// [`token`](Self::token).
+    ///
+    /// [`TenantTokens`]: crate::tenant::TenantTokens
+    fn token_for(&self, request: &TokenRequest) -> TokenFuture {
+        let _ = request;
+        self.token()
+    }
+}
+
+/// What a request tells its [`TokenProvider`]: the number it is about and the tenant it
+/// runs for. The boundary attaches it to the HTTP request (an extension) when the call
+/// has a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    /// The number the call is about.
+    pub phone_number_id: crate::operation::PhoneNumberId,
+    /// The tenant the call runs for, when it has one.
+    pub tenant: Option<std::sync::Arc<str>>,
+}
+
+impl TokenRequest {
+    /// A request for `phone_number_id`, run for `tenant`.
+    pub fn new(
+        phone_number_id: crate::operation::PhoneNumberId,
+        tenant: Option<std::sync::Arc<str>>,
+    ) -> Self {
+        Self {
+            phone_number_id,
+            tenant,
+        }
+    }
 }

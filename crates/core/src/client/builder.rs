@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, GraphLayer};
 use crate::operation::ApiVersion;
 use crate::retry::{RetryLayer, RetryPolicy};
+use crate::tenant::{TenantLayer, TenantTokens, Tenants};
 use crate::trace::TraceLayer;
 use crate::transport::Transport;
 
@@ -116,11 +117,21 @@ impl ClientBuilder {
     pub fn build_with_http<H: HttpService>(self, http: H) -> Result<Client<H>, Error> {
         let c = &self.config;
         c.timeouts.validate()?;
-        let auth = self.auth.ok_or_else(|| {
-            Error::invalid_input(
-                "no access token: pass one with ClientBuilder::token or token_provider",
-            )
-        })?;
+        // With tenants, each call gets its tenant's token; else the one token given.
+        let tenants = if c.tenants.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Tenants::from_config(&c.tenants)?))
+        };
+        let auth = match (&tenants, self.auth) {
+            (Some(t), _) => AuthLayer::from_provider(TenantTokens::new(t.clone())),
+            (None, Some(a)) => a,
+            (None, None) => {
+                return Err(Error::invalid_input(
+                    "no access token: pass one with ClientBuilder::token or token_provider, or configure [[tenants]]",
+                ))
+            }
+        };
         let policy = match self.policy {
             Some(p) => p,
             None => c
@@ -134,6 +145,7 @@ impl ClientBuilder {
         // The whole order, in one place, outermost first: the crate docs' diagram.
         let stack = ServiceBuilder::new()
             .layer(c.trace.layer(c.api_version))
+            .layer(TenantLayer::new(tenants))
             .layer(c.timeouts.deadline_layer())
             .layer(DedupLayer::new(dedup.clone()))
             .layer(RetryLayer::new(policy))

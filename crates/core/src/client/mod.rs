@@ -26,14 +26,18 @@ use crate::operation::{
 use crate::rate_limit::{AnyStore, RateLimit, RateLimitStats};
 use crate::response::Response;
 use crate::retry::{Retry, RetryPolicy};
+use crate::tenant::ResolveTenant;
 use crate::timeout::{AttemptTimeout, Deadline};
 use crate::trace::Trace;
 use crate::transport::Transport;
 
 /// The full stack over the HTTP service `H`, outermost first:
 /// `Trace → Deadline → Dedup → Retry → RateLimit → AttemptTimeout → Graph → Auth → H`.
-pub type Stack<H = Transport> =
-    Trace<Deadline<Dedup<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, AnyStore>>>>>;
+pub type Stack<H = Transport> = Trace<
+    ResolveTenant<
+        Deadline<Dedup<Retry<RetryPolicy, RateLimit<AttemptTimeout<Graph<Auth<H>>>, AnyStore>>>>,
+    >,
+>;
 
 /// The verification client: every layer assembled in the recommended order.
 ///

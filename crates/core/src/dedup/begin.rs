@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::mark::Deduplicated;
@@ -12,9 +13,12 @@ use crate::operation::{CodeMethod, Operation};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What the dedup state is keyed by: the number (and, with tenants, the tenant).
+/// What the dedup state is keyed by: the tenant and the number, so a caller never joins
+/// or replays another tenant's call.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
+    /// The tenant the call runs for (`None` without tenants).
+    pub(crate) tenant: Option<Arc<str>>,
     pub(crate) number: u64,
     /// The operation, so `register` never joins a `request_code`.
     pub(crate) operation: &'static str,
@@ -23,9 +27,27 @@ pub(crate) struct Key {
 impl Key {
     pub(crate) fn of<O: Operation>(op: &O) -> Self {
         Self {
+            tenant: op.context().and_then(|c| c.tenant.clone()),
             number: op.phone_number_id().key(),
             operation: op.name(),
         }
+    }
+
+    /// The tenant and the number as a map key: a stable hash of the tenant's id (0 for
+    /// none) beside the number.
+    pub(crate) fn slot(&self) -> (u64, u64) {
+        let tenant = self.tenant.as_deref().map_or(0, |t| {
+            // FNV-1a: stable and cheap for short ids.
+            t.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            })
+        });
+        (tenant, self.number)
+    }
+
+    /// The tenant's id as keys write it (empty for none).
+    pub(crate) fn tenant_str(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("")
     }
 }
 

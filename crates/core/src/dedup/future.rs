@@ -50,7 +50,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, W, R> {
-        Calling { #[pin] fut: F, lead: Option<Lead>, verified: Option<(DedupStore, u64)> },
+        Calling { #[pin] fut: F, lead: Option<Lead>, verified: Option<(DedupStore, Key)> },
         Beginning { fut: BoxFuture<Begin>, waiting: Option<W> },
         Following { fut: BoxFuture<Option<Outcome>>, waiting: Option<W> },
         // The answer, while its outcome is being written to the store.
@@ -76,11 +76,11 @@ where
     }
 
     /// A `verify_code`: a success ends the number's live-code window.
-    pub(crate) fn checking(fut: S::Future, store: DedupStore, number: u64) -> Self {
-        Self::calling(fut, None, Some((store, number)))
+    pub(crate) fn checking(fut: S::Future, store: DedupStore, key: Key) -> Self {
+        Self::calling(fut, None, Some((store, key)))
     }
 
-    fn calling(fut: S::Future, lead: Option<Lead>, verified: Option<(DedupStore, u64)>) -> Self {
+    fn calling(fut: S::Future, lead: Option<Lead>, verified: Option<(DedupStore, Key)>) -> Self {
         Self {
             state: State::Calling {
                 fut,
@@ -228,7 +228,7 @@ where
                     let result = ready!(fut.poll(cx));
                     let write = match (lead.take(), verified.take()) {
                         (Some(lead), _) => lead.finish(&result),
-                        (None, Some((store, number))) if result.is_ok() => store.verified(number),
+                        (None, Some((store, key))) if result.is_ok() => store.verified(&key),
                         _ => None,
                     };
                     match write {

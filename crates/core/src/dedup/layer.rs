@@ -91,11 +91,7 @@ where
         match op.dedup() {
             DedupRole::None => return ResponseFuture::passthrough(self.inner.call(op)),
             DedupRole::CheckCode => {
-                return ResponseFuture::checking(
-                    self.inner.call(op),
-                    self.store.clone(),
-                    key.number,
-                )
+                return ResponseFuture::checking(self.inner.call(op), self.store.clone(), key)
             }
             DedupRole::SingleFlight | DedupRole::SendCode { .. } => {}
         }

@@ -99,11 +99,11 @@ struct State {
     /// A moment on both clocks, to tell a window's times on the wall clock.
     anchor: (Instant, SystemTime),
     /// `request_code` flights and live codes by number.
-    codes: DashMap<u64, Slot, NumberHasher>,
+    codes: DashMap<(u64, u64), Slot, NumberHasher>,
     /// Other operations' flights (`register`, `deregister`).
     flights: DashMap<Key, Flight>,
     /// Idempotency keys' first outcomes.
-    keys: DashMap<String, KeyRecord>,
+    keys: DashMap<(u64, String), KeyRecord>,
     /// Outcomes recorded since expired windows and keys were last swept out.
     since_sweep: AtomicUsize,
     /// How many outcomes the next sweep waits for.
@@ -149,13 +149,13 @@ impl MemoryDedup {
             };
         };
         if let Some(k) = &code.idempotency_key {
-            if let Some(begin) = s.replay(k, key.number, code.method) {
+            if let Some(begin) = s.replay(k, &key, code.method) {
                 return begin;
             }
         }
         // The number's entry is held while its flight and window are read: a call that
         // finds neither leads, and no other call can lead beside it.
-        let mut slot = s.codes.entry(key.number).or_default();
+        let mut slot = s.codes.entry(key.slot()).or_default();
         if let Some(flight) = slot.flight.as_mut() {
             return Begin::Follow(flight.follow());
         }
@@ -184,12 +184,11 @@ impl MemoryDedup {
         })
     }
 
-    pub(crate) fn verified(&self, number: u64) {
-        self.state
-            .codes
-            .remove_if(&number, |_, slot| slot.flight.is_none());
-        if let Some(mut slot) = self.state.codes.get_mut(&number) {
-            slot.window = None;
+    pub(crate) fn verified(&self, key: &Key) {
+        let slot = key.slot();
+        self.state.codes.remove_if(&slot, |_, s| s.flight.is_none());
+        if let Some(mut s) = self.state.codes.get_mut(&slot) {
+            s.window = None;
         }
     }
 }
@@ -197,15 +196,16 @@ impl MemoryDedup {
 impl State {
     /// The first outcome of an idempotency key, or its refusal when the key was used for
     /// another number or method.
-    fn replay<L>(&self, key: &str, number: u64, method: CodeMethod) -> Option<Begin<L>> {
-        let record = self.keys.get(key)?;
+    fn replay<L>(&self, key: &str, call: &Key, method: CodeMethod) -> Option<Begin<L>> {
+        let record = self.keys.get(&(call.slot().0, key.to_owned()))?;
         let now = Instant::now();
         if record.until <= now {
             drop(record);
-            self.keys.remove_if(key, |_, r| r.until <= now);
+            self.keys
+                .remove_if(&(call.slot().0, key.to_owned()), |_, r| r.until <= now);
             return None;
         }
-        if record.number != number || record.method != method {
+        if record.number != call.number || record.method != method {
             return Some(Begin::Refuse(crate::Error::invalid_input(
                 "this idempotency key was first used with another number or method; use a new key for a new request",
             )));
@@ -257,7 +257,7 @@ impl State {
         let now = Instant::now();
         if let (Some(k), true) = (&send.idempotency_key, ended.is_answer()) {
             self.keys.insert(
-                k.clone(),
+                (key.slot().0, k.clone()),
                 KeyRecord {
                     number: key.number,
                     method: send.method,
@@ -266,7 +266,8 @@ impl State {
                 },
             );
         }
-        let flight = match self.codes.get_mut(&key.number) {
+        let slot_key = key.slot();
+        let flight = match self.codes.get_mut(&slot_key) {
             Some(mut slot) => {
                 // A code went out (confirmed) or may have: the number holds a live code. An
                 // error answer or nothing sent leaves the window as it was.
@@ -283,7 +284,7 @@ impl State {
                 drop(slot);
                 if empty {
                     self.codes
-                        .remove_if(&key.number, |_, s| s.flight.is_none() && s.window.is_none());
+                        .remove_if(&slot_key, |_, s| s.flight.is_none() && s.window.is_none());
                 }
                 flight
             }

@@ -161,16 +161,16 @@ impl DedupStore {
     }
 
     /// A `verify_code` for the number succeeded: its live code is used up.
-    pub(crate) fn verified(&self, number: u64) -> Option<BoxFuture<()>> {
+    pub(crate) fn verified(&self, key: &Key) -> Option<BoxFuture<()>> {
         match &self.inner {
             Inner::Memory(m) => {
-                m.verified(number);
+                m.verified(key);
                 None
             }
             #[cfg(feature = "redis")]
             Inner::Redis(r, fallback) => {
-                fallback.verified(number);
-                Some(r.verified(number))
+                fallback.verified(key);
+                Some(r.verified(key))
             }
         }
     }

@@ -135,6 +135,13 @@ impl<S> Graph<S> {
         }
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
         h.insert(USER_AGENT, s.user_agent.clone());
+        // A call run for a tenant tells the auth layer below whose token it needs.
+        if let Some(tenant) = op.context().and_then(|c| c.tenant.clone()) {
+            req.extensions_mut().insert(crate::auth::TokenRequest::new(
+                op.phone_number_id(),
+                Some(tenant),
+            ));
+        }
         Ok(req)
     }
 }

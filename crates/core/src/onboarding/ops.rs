@@ -174,6 +174,8 @@ pub struct Register {
 }
 
 impl Register {
+    tenant_accessor!();
+
     /// Registers `phone_number_id` with two-step verification `pin`.
     pub fn new(phone_number_id: PhoneNumberId, pin: Pin) -> Self {
         Self {
@@ -256,6 +258,8 @@ pub struct Deregister {
 }
 
 impl Deregister {
+    tenant_accessor!();
+
     /// Deregisters `phone_number_id`.
     pub fn new(phone_number_id: PhoneNumberId) -> Self {
         Self {

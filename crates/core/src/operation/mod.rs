@@ -170,6 +170,11 @@ pub struct CallContext {
     pub deadline: Option<tokio::time::Instant>,
     /// Where the boundary counts what it hands to the HTTP service.
     pub progress: Option<Arc<Progress>>,
+    /// The tenant the call runs for: the one it picked, then the one the tenant layer
+    /// resolved (see [`tenant`](crate::tenant)).
+    pub tenant: Option<Arc<str>>,
+    /// The tenant's WhatsApp Business Account, for the per-WABA limits.
+    pub waba: Option<u64>,
 }
 
 /// Two contexts are equal when they describe the same attempt and deadline; the progress

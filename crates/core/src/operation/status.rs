@@ -116,6 +116,8 @@ impl PhoneNumberStatus {
     pub fn field_list(&self) -> &str {
         &self.fields
     }
+
+    tenant_accessor!();
 }
 
 impl Operation for PhoneNumberStatus {

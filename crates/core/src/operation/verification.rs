@@ -60,6 +60,8 @@ impl RequestCode {
 
     pre_verified_accessors!("request_code");
 
+    tenant_accessor!();
+
     /// Sends even when the number holds a live code (see [`dedup`](crate::dedup)): the
     /// caller knows the first one did not arrive. The call goes through the normal limits.
     #[must_use]
@@ -157,6 +159,8 @@ impl VerifyCode {
     }
 
     pre_verified_accessors!("verify_code");
+
+    tenant_accessor!();
 }
 
 impl Operation for VerifyCode {

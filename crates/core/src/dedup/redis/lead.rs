@@ -14,6 +14,7 @@ pub(crate) struct RedisLead {
     keys: Keys,
     id: String,
     number: u64,
+    tenant: String,
     send: Option<SendCode>,
     progress: Option<Arc<Progress>>,
     renew: Option<tokio::task::AbortHandle>,
@@ -53,6 +54,7 @@ impl RedisLead {
             keys,
             id,
             number: key.number,
+            tenant: key.tenant_str().to_owned(),
             send: send.cloned(),
             progress: None,
             renew,
@@ -90,6 +92,7 @@ impl RedisLead {
         );
         let id = std::mem::take(&mut self.id);
         let number = self.number;
+        let tenant = std::mem::take(&mut self.tenant);
         async move {
             let class = match outcome.code_sent() {
                 Some(true) => "sent",
@@ -109,7 +112,7 @@ impl RedisLead {
                 send.as_ref().and_then(|s| s.idempotency_key.as_deref()),
                 outcome.is_answer(),
             ) {
-                inv.key(idempotency_key(&prefix, k));
+                inv.key(idempotency_key(&prefix, &tenant, k));
                 record = serde_json::to_string(&Record {
                     number,
                     method: method.to_owned(),

@@ -101,16 +101,10 @@ impl RedisDedup {
     }
 
     /// Ends a number's live-code window (a code was verified).
-    pub(crate) fn verified(&self, number: u64) -> BoxFuture<()> {
+    pub(crate) fn verified(&self, key: &Key) -> BoxFuture<()> {
         let shared = self.shared.clone();
+        let keys = Keys::of(shared.store.key_prefix(), key);
         Box::pin(async move {
-            let keys = Keys::of(
-                shared.store.key_prefix(),
-                &Key {
-                    number,
-                    operation: "",
-                },
-            );
             let del = async {
                 let mut conn = shared.store.connection()?;
                 redis::cmd("DEL")
@@ -141,7 +135,7 @@ impl Shared {
         let mut inv = self.scripts.begin.prepare_invoke();
         inv.key(&keys.flight).key(&keys.journal).key(&keys.window);
         if let Some(k) = send.and_then(|s| s.idempotency_key.as_deref()) {
-            inv.key(idempotency_key(prefix, k));
+            inv.key(idempotency_key(prefix, key.tenant_str(), k));
         }
         inv.arg(&id)
             .arg(ms(LEASE))

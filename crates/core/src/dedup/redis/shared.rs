@@ -70,7 +70,8 @@ pub(super) struct Keys {
 
 impl Keys {
     pub(super) fn of(prefix: &str, key: &Key) -> Self {
-        let base = format!("{prefix}dd:{{{}}}", key.number);
+        // Tenant and number in one hash tag: a number's keys stay together.
+        let base = format!("{prefix}dd:{{{}:{}}}", key.tenant_str(), key.number);
         Self {
             flight: format!("{base}:f:{}", key.operation),
             journal: format!("{base}:j"),
@@ -84,6 +85,6 @@ impl Keys {
     }
 }
 
-pub(super) fn idempotency_key(prefix: &str, key: &str) -> String {
-    format!("{prefix}dd:k:{key}")
+pub(super) fn idempotency_key(prefix: &str, tenant: &str, key: &str) -> String {
+    format!("{prefix}dd:k:{tenant}:{key}")
 }
