@@ -46,6 +46,7 @@ impl Key {
     }
 
     /// The tenant's id as keys write it (empty for none).
+    #[cfg(feature = "redis")]
     pub(crate) fn tenant_str(&self) -> &str {
         self.tenant.as_deref().unwrap_or("")
     }

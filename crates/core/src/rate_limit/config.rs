@@ -26,6 +26,9 @@ pub struct RateLimitConfig {
     pub verify_per_number: Vec<Quota>,
     /// The app-level quota over all numbers.
     pub global: Option<Quota>,
+    /// Quotas per WhatsApp Business Account, over every call for its numbers (none by
+    /// default; the number → WABA map comes from `[[tenants]]`).
+    pub per_waba: Vec<Quota>,
     /// How long a call may wait for its slot before failing with `rate_limited`.
     #[serde(with = "crate::duration")]
     pub max_wait: Duration,
@@ -62,6 +65,7 @@ impl Default for RateLimitConfig {
             per_number: Vec::new(),
             verify_per_number: Vec::new(),
             global: None,
+            per_waba: Vec::new(),
             max_wait: Duration::ZERO,
             evict_every: 1 << 16,
             registration: limits.registration,
@@ -82,6 +86,7 @@ impl RateLimitConfig {
         }
         let mut limits = Limits::quotas(&self.per_number, self.global);
         limits.verify_per_number.clone_from(&self.verify_per_number);
+        limits.per_waba.clone_from(&self.per_waba);
         limits.registration = self.registration;
         limits.wrong_codes = self.wrong_codes;
         limits.max_cooldown = self.store.max_cooldown.unwrap_or(self.max_cooldown);

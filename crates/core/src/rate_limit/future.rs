@@ -24,6 +24,7 @@ pub(crate) struct Learn<St> {
     pub(crate) key: Option<u64>,
     pub(crate) class: QuotaClass,
     pub(crate) cooldowns: Option<std::sync::Arc<super::cooldowns::Cooldowns>>,
+    pub(crate) waba: Option<u64>,
 }
 
 pin_project! {
@@ -195,7 +196,7 @@ where
                     let lesson = l
                         .cooldowns
                         .as_deref()
-                        .and_then(|cooldowns| super::lesson(&error, cooldowns));
+                        .and_then(|cooldowns| super::lesson(&error, cooldowns, l.waba));
                     let Some(lesson) = lesson else {
                         return Poll::Ready(Err(error));
                     };
@@ -224,7 +225,8 @@ where
                     match this.pending.as_mut() {
                         Some(p) => {
                             p.checks += 1;
-                            match this.learn.store.acquire(this.learn.key, this.learn.class) {
+                            let l = &this.learn;
+                            match l.store.acquire_in(l.key, l.waba, l.class) {
                                 Acquire::Ready(admission) => p.admit(admission, &this.learn.store),
                                 Acquire::Pending(fut) => State::Acquiring { fut },
                             }

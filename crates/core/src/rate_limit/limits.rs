@@ -151,6 +151,9 @@ pub struct Limits {
     pub verify_per_number: Vec<Quota>,
     /// The app-level GCRA quota over every call.
     pub global: Option<Quota>,
+    /// GCRA quotas every WhatsApp Business Account's calls (of any kind) must satisfy
+    /// (none by default; a call's WABA comes from the tenants config).
+    pub per_waba: Vec<Quota>,
     /// register/deregister calls per number in a moving window (Meta: 10 per 72 hours).
     pub registration: Option<WindowLimit>,
     /// Wrong codes per number before verify_code pauses until the window passes.
@@ -162,12 +165,13 @@ pub struct Limits {
 
 impl Default for Limits {
     /// No quotas; Meta's registration budget (10 per 72 h); 5 wrong codes per 10 minutes;
-    /// cooldowns capped at 24 hours.
+    /// cooldowns capped at 72 hours.
     fn default() -> Self {
         Self {
             per_number: Vec::new(),
             verify_per_number: Vec::new(),
             global: None,
+            per_waba: Vec::new(),
             registration: Some(WindowLimit {
                 max: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
                 window: REGISTRATION_BLOCK,
@@ -239,6 +243,7 @@ impl Limits {
         for (name, quotas) in [
             ("per_number", &self.per_number),
             ("verify_per_number", &self.verify_per_number),
+            ("per_waba", &self.per_waba),
         ] {
             if quotas.len() > MAX_QUOTAS {
                 return Err(Error::invalid_input(format!(

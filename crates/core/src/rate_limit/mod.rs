@@ -109,6 +109,12 @@ pub trait RateLimitKey {
     fn rate_limit_class(&self) -> QuotaClass {
         QuotaClass::Other
     }
+
+    /// The WhatsApp Business Account the call's number belongs to, for the per-WABA
+    /// limits (`None`: none known).
+    fn rate_limit_waba(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<O: Operation> RateLimitKey for O {
@@ -119,25 +125,56 @@ impl<O: Operation> RateLimitKey for O {
     fn rate_limit_class(&self) -> QuotaClass {
         self.quota_class()
     }
+
+    fn rate_limit_waba(&self) -> Option<u64> {
+        self.context().and_then(|c| c.waba)
+    }
 }
 
 /// What Meta's answer teaches the store: a throttle (see [`Error::throttle`]) becomes a
 /// cooldown of Meta's wait, else the cooldown its code calls for; a wrong code (136025)
 /// counts towards the guard.
-pub(crate) fn lesson(error: &Error, cooldowns: &Cooldowns) -> Option<Lesson> {
+pub(crate) fn lesson(error: &Error, cooldowns: &Cooldowns, waba: Option<u64>) -> Option<Lesson> {
     if error.is_answer() && error.meaning() == Some(Meaning::WrongCode) {
         return Some(Lesson::WrongCode);
     }
+    // A throttle of a WhatsApp Business Account (80007, or a usage header naming one):
+    // with the call's WABA known (tenants), the WABA named (else the call's) cools down,
+    // so all its numbers wait. Without it, the number does, as before.
+    let named = error
+        .meta()
+        .business_use_case_usage()
+        .and_then(named_business);
+    let waba_wide = error.meaning() == Some(Meaning::BusinessRateLimited) || named.is_some();
     let code = error.graph().map(|g| GraphCode {
         code: g.code,
         subcode: g.error_subcode,
     });
-    error.throttle().map(|t| Lesson::Throttled {
-        wait: t.hint.unwrap_or_else(|| match code {
-            Some(c) => cooldowns.for_code(c.code, c.subcode),
-            None => cooldowns.default,
+    let t = error.throttle()?;
+    let wait = t.hint.unwrap_or_else(|| match code {
+        Some(c) => cooldowns.for_code(c.code, c.subcode),
+        None => cooldowns.default,
+    });
+    match waba {
+        Some(w) if waba_wide && !t.app_wide => Some(Lesson::WabaThrottled {
+            waba: named.unwrap_or(w),
+            wait,
+            code,
         }),
-        app_wide: t.app_wide,
-        code,
-    })
+        _ => Some(Lesson::Throttled {
+            wait,
+            app_wide: t.app_wide,
+            code,
+        }),
+    }
+}
+
+/// The business (WABA) an `X-Business-Use-Case-Usage` header names: its first key, when
+/// it is an id.
+fn named_business(header: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(header).ok()?;
+    let key = v.as_object()?.keys().next()?;
+    (!key.is_empty() && key.len() <= 19 && key.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| key.parse().ok())
+        .flatten()
 }

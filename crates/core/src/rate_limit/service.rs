@@ -133,13 +133,15 @@ where
     fn call(&mut self, req: R) -> Self::Future {
         let key = req.rate_limit_key();
         let class = req.rate_limit_class();
+        let waba = req.rate_limit_waba();
         let learn = Learn {
             store: self.store.clone(),
             key,
             class,
             cooldowns: self.cooldowns.clone(),
+            waba,
         };
-        match self.store.acquire(key, class) {
+        match self.store.acquire_in(key, waba, class) {
             // The hot path: a slot now, call the instance that was polled ready.
             Acquire::Ready(super::Admission::Go) => {
                 ResponseFuture::calling(self.inner.call(req), learn)

@@ -136,13 +136,22 @@ impl RateLimitStore for AnyStore {
     type LearnFuture = AnyLearnFuture;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<AnyFuture> {
+        self.acquire_in(key, None, class)
+    }
+
+    fn acquire_in(
+        &self,
+        key: Option<u64>,
+        waba: Option<u64>,
+        class: QuotaClass,
+    ) -> Acquire<AnyFuture> {
         match self {
-            AnyStore::Memory(m) => match m.acquire(key, class) {
+            AnyStore::Memory(m) => match m.acquire_in(key, waba, class) {
                 Acquire::Ready(a) => Acquire::Ready(a),
                 Acquire::Pending(f) => Acquire::Pending(AnyFuture::Ready(f)),
             },
             #[cfg(feature = "redis")]
-            AnyStore::Redis(r) => match r.acquire(key, class) {
+            AnyStore::Redis(r) => match r.acquire_in(key, waba, class) {
                 Acquire::Ready(a) => Acquire::Ready(a),
                 Acquire::Pending(f) => Acquire::Pending(AnyFuture::Redis(f)),
             },

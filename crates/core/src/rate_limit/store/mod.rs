@@ -49,10 +49,13 @@ pub enum Scope {
     Registration,
     /// The shared store failed and its policy is to deny.
     StoreUnavailable,
+    /// The WhatsApp Business Account's quota, or a cooldown Meta set on it (80007).
+    Waba,
 }
 
 impl Scope {
-    /// `number`, `global`, `cooldown`, `wrong_codes`, `registration`, `store_unavailable`.
+    /// `number`, `global`, `cooldown`, `wrong_codes`, `registration`, `store_unavailable`,
+    /// `waba`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Number => "number",
@@ -61,6 +64,7 @@ impl Scope {
             Scope::WrongCodes => "wrong_codes",
             Scope::Registration => "registration",
             Scope::StoreUnavailable => "store_unavailable",
+            Scope::Waba => "waba",
         }
     }
 
@@ -73,6 +77,9 @@ impl Scope {
             Scope::WrongCodes => "too many wrong codes for this number; verify_code paused",
             Scope::Registration => "register/deregister budget for this number spent",
             Scope::StoreUnavailable => "rate-limit store unavailable; denying by policy",
+            Scope::Waba => {
+                "the WhatsApp Business Account's rate limit reached, or Meta throttled it recently"
+            }
         }
     }
 }
@@ -93,6 +100,16 @@ pub enum Lesson {
     },
     /// Meta said the code was wrong.
     WrongCode,
+    /// Meta throttled a WhatsApp Business Account (80007, or a usage header naming it):
+    /// every number of `waba` waits for this class of call.
+    WabaThrottled {
+        /// The WABA.
+        waba: u64,
+        /// Until when, from now.
+        wait: Duration,
+        /// The Graph code (and subcode) of the answer.
+        code: Option<crate::error::GraphCode>,
+    },
 }
 
 /// An answer now, or a future one (for stores across the network).
@@ -119,6 +136,19 @@ pub trait RateLimitStore: Clone + Send + Sync + 'static {
     /// Takes a slot of every limit of a call of `class` for number `key` (`None`: only
     /// the global quota), or says how long to wait and takes nothing.
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<Self::Future>;
+
+    /// [`acquire`](Self::acquire) for a call whose number belongs to WhatsApp Business
+    /// Account `waba`: its per-WABA quotas and cooldowns apply too. Stores without them
+    /// ignore the WABA.
+    fn acquire_in(
+        &self,
+        key: Option<u64>,
+        waba: Option<u64>,
+        class: QuotaClass,
+    ) -> Acquire<Self::Future> {
+        let _ = waba;
+        self.acquire(key, class)
+    }
 
     /// What a refusal for `scope` says; a store names its configured limit where that
     /// helps the caller (the registration budget).

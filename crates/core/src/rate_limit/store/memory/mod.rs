@@ -23,13 +23,16 @@ use dashmap::DashMap;
 use governor::clock::Clock;
 use governor::RateLimiter;
 
+mod cooldown;
 mod gcra;
 mod inspect;
 mod numbers;
+mod waba;
 
+use self::cooldown::Cooldown;
 use self::gcra::{decide, Gcra, LentState, TokioClock};
 use self::numbers::Numbers;
-use crate::error::GraphCode;
+use self::waba::{Decision, Wabas};
 use crate::operation::NumberHasher;
 use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
@@ -74,6 +77,8 @@ struct Inner {
     extras_held: AtomicBool,
     /// Until when the whole app cools down, per class (0: not).
     app_cooldown: [AtomicU64; 4],
+    /// Each WhatsApp Business Account's quotas and cooldowns; locked after `extras`.
+    wabas: Wabas,
 }
 
 /// What few numbers hold: cooldowns, wrong codes, registrations. Kept apart, so the
@@ -101,36 +106,6 @@ impl Extra {
                 .registrations
                 .back()
                 .is_none_or(|&t| t.saturating_add(registration_window) <= now)
-    }
-}
-
-/// A class's cooldown for a number: its end, its length and the Graph code that set it.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Cooldown {
-    /// When it ends (ns on the store's clock); 0: none.
-    pub(crate) until: u64,
-    /// How long it was set for (ns).
-    pub(crate) len: u64,
-    pub(crate) code: Option<GraphCode>,
-}
-
-impl Cooldown {
-    /// Records a throttle at `now`: `wait`, or twice the previous length when it comes
-    /// again within one length after the previous cooldown ended, up to `cap`. A throttle
-    /// while the cooldown still holds (another call's answer) keeps the later end.
-    fn throttled(&mut self, now: u64, wait: u64, cap: u64, code: Option<GraphCode>) {
-        let again =
-            self.until != 0 && self.until <= now && now < self.until.saturating_add(self.len);
-        let len = if again {
-            wait.max(self.len.saturating_mul(2))
-        } else {
-            wait
-        }
-        .min(cap);
-        let until = now.saturating_add(len);
-        if until > self.until {
-            *self = Cooldown { until, len, code };
-        }
     }
 }
 
@@ -172,6 +147,8 @@ impl MemoryStore {
             .collect();
         let skew = clock.now().as_u64();
         let numbers = Numbers::new(quotas.len());
+        let limits_per_waba = limits.per_waba.clone();
+        let clock_for_wabas = clock.clone();
         Self {
             inner: Arc::new(Inner {
                 request_code: (0, limits.per_number.len()),
@@ -188,6 +165,7 @@ impl MemoryStore {
                 extras: DashMap::with_hasher(NumberHasher::default()),
                 extras_held: AtomicBool::new(false),
                 app_cooldown: Default::default(),
+                wabas: Wabas::new(&limits_per_waba, &clock_for_wabas),
             }),
         }
     }
@@ -207,6 +185,11 @@ impl MemoryStore {
             .filter(|e| !i.numbers.contains(*e.key()))
             .count();
         i.numbers.len() + only_extra
+    }
+
+    /// The cooldown left for a class of calls to a WhatsApp Business Account, if any.
+    pub fn waba_cooldown(&self, waba: u64, class: QuotaClass) -> Option<Duration> {
+        self.inner.wabas.cooldown(waba, class, self.now())
     }
 
     /// The cooldown left for a class of calls to a number, if any.
@@ -234,7 +217,7 @@ impl MemoryStore {
         self.inner.clock.now().as_u64()
     }
 
-    fn check(&self, key: Option<u64>, class: QuotaClass) -> Admission {
+    fn check(&self, key: Option<u64>, waba: Option<u64>, class: QuotaClass) -> Admission {
         let i = &*self.inner;
         let now = self.now();
         let app = i.app_cooldown[class.index()].load(Ordering::Relaxed);
@@ -254,19 +237,21 @@ impl MemoryStore {
         let quotas = start..start + count;
         if count > 0 {
             i.numbers.with(key, |tats| {
-                self.settle(key, class, now, app, quotas, Some(tats))
+                self.settle(key, waba, class, now, app, quotas, Some(tats))
             })
         } else {
-            self.settle(key, class, now, app, quotas, None)
+            self.settle(key, waba, class, now, app, quotas, None)
         }
     }
 
     /// The check once the number's states are held: its extra state (locked after them,
     /// and only looked at while any number holds some), every limit's decision, then the
     /// commit of every slot or none.
+    #[allow(clippy::too_many_arguments)]
     fn settle(
         &self,
         key: u64,
+        waba: Option<u64>,
         class: QuotaClass,
         now: u64,
         app: u64,
@@ -312,10 +297,26 @@ impl MemoryStore {
                 return wait(now, oldest.saturating_add(window), Scope::Registration);
             }
         }
+        // The WABA's state, locked after the number's: its cooldown refuses at once, its
+        // quotas decide with the others.
+        let mut refusal: Option<(Duration, Scope)> = None;
+        let waba = match waba.map(|w| i.wabas.decide(w, class, now, &i.clock)) {
+            Some(Decision::CoolingDown(w)) => {
+                return Admission::Wait {
+                    wait: w,
+                    scope: Scope::Waba,
+                }
+            }
+            Some(Decision::Full(w)) => {
+                refusal = Some((w, Scope::Waba));
+                None
+            }
+            Some(Decision::Allows(p)) => Some(p),
+            Some(Decision::Free) | None => None,
+        };
         // Every quota decides before any state changes; the longest wait binds, as in
         // the Redis script.
         let mut proposed = [0u64; MAX_QUOTAS];
-        let mut refusal: Option<(Duration, Scope)> = None;
         let mut longest = |w: Duration, scope: Scope| {
             if refusal.is_none_or(|(l, _)| w > l) {
                 refusal = Some((w, scope));
@@ -353,6 +354,9 @@ impl MemoryStore {
         }
         if let (true, Some(e)) = (budgeted, extra.as_deref_mut()) {
             e.registrations.push_back(now);
+        }
+        if let Some(p) = waba {
+            p.commit();
         }
         Admission::Go
     }
@@ -413,6 +417,10 @@ impl MemoryStore {
                     }
                 }
             }
+            Lesson::WabaThrottled { waba, wait, code } => {
+                let cap = nanos(i.limits.cooldown_cap(class));
+                i.wabas.throttled(waba, class, now, nanos(wait), cap, code);
+            }
             Lesson::WrongCode => {
                 let (Some(key), Some(limit)) = (key, i.limits.wrong_codes) else {
                     return;
@@ -440,13 +448,22 @@ impl RateLimitStore for MemoryStore {
     type LearnFuture = Ready<()>;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<Ready<Admission>> {
+        self.acquire_in(key, None, class)
+    }
+
+    fn acquire_in(
+        &self,
+        key: Option<u64>,
+        waba: Option<u64>,
+        class: QuotaClass,
+    ) -> Acquire<Ready<Admission>> {
         let i = &*self.inner;
         if i.evict_every > 0
             && i.calls.fetch_add(1, Ordering::Relaxed) % i.evict_every == i.evict_every - 1
         {
             self.evict();
         }
-        Acquire::Ready(self.check(key, class))
+        Acquire::Ready(self.check(key, waba, class))
     }
 
     fn refusal_message(&self, scope: Scope) -> String {

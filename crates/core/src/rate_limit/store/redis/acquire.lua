@@ -29,12 +29,19 @@ for s = 1, tonumber(ARGV[p]) do
   for j = 1, tonumber(ARGV[p]) do
     sh.gk[j], sh.gq[j] = KEYS[tonumber(ARGV[p + 2 * j - 1])], tonumber(ARGV[p + 2 * j])
   end
-  p = p + 2 * #sh.gk
+  p = p + 2 * #sh.gk + 1
+  sh.waba = tonumber(ARGV[p]) == 1
+  sh.wq = {}
+  p = p + 1
+  for j = 1, tonumber(ARGV[p]) do sh.wq[j] = tonumber(ARGV[p + j]) end
+  p = p + #sh.wq
   shapes[s] = sh
 end
 p = p + 1
--- Quota j of a check: its per-number ones (keys from k on), then the global ones.
-local function quota_of(sh, k, nl, j)
+-- Quota j of a check: its per-number ones (keys from k on), the global ones, then its
+-- WABA's (keys from wk on).
+local function quota_of(sh, k, nl, wk, j)
+  if j > nl + #sh.gk then return KEYS[wk + j - nl - #sh.gk - 1], sh.wq[j - nl - #sh.gk] end
   if j > nl then return sh.gk[j - nl], sh.gq[j - nl] end
   return KEYS[k + j - 1], sh.lq[j]
 end
@@ -46,9 +53,14 @@ for c = 1, tonumber(ARGV[p]) do
   if sh.wc_max > 0 then wc_k, k = KEYS[k], k + 1 end
   if sh.reg_max > 0 then reg_k, k = KEYS[k], k + 1 end
   local nl = #sh.lq
+  -- With a WABA: its cooldown key, then its quota keys, after the number's quotas.
+  local wcd_k, wk = nil, k + nl
+  if sh.waba then wcd_k, wk = KEYS[k + nl], k + nl + 1 end
+  local nall = nl + #sh.gk + #sh.wq
   local wait, scope = 0, 0
   local cd = math.max(val[cd_k], val[sh.app])
   if cd > now then wait, scope = cd - now, 3 end
+  if scope == 0 and wcd_k and val[wcd_k] > now then wait, scope = val[wcd_k] - now, 6 end
   if scope == 0 and wc_k and val[wc_k] >= sh.wc_max then
     local ttl = redis.call('PTTL', wc_k)
     if ttl > 0 then wait, scope = ttl * 1000, 4 end
@@ -62,15 +74,15 @@ for c = 1, tonumber(ARGV[p]) do
   end
   -- Every quota decides before any state changes; the longest wait binds.
   if scope == 0 then
-    for j = 1, nl + #sh.gk do
-      local key, q = quota_of(sh, k, nl, j)
+    for j = 1, nall do
+      local key, q = quota_of(sh, k, nl, wk, j)
       local allow_at = math.max(val[key], now) - tolerance[q]
       if allow_at - now > wait then wait, scope = allow_at - now, qscope[q] end
     end
   end
   if scope == 0 then
-    for j = 1, nl + #sh.gk do
-      local key, q = quota_of(sh, k, nl, j)
+    for j = 1, nall do
+      local key, q = quota_of(sh, k, nl, wk, j)
       val[key] = math.max(val[key], now) + interval[q]
       if val[key] >= EXACT then return redis.error_reply('wa-verify: state out of range') end
       dirty[key] = true

@@ -18,6 +18,7 @@ pub(super) const S_GLOBAL: i64 = 2;
 pub(super) const S_COOLDOWN: i64 = 3;
 pub(super) const S_WRONG: i64 = 4;
 pub(super) const S_REGISTRATION: i64 = 5;
+pub(super) const S_WABA: i64 = 6;
 
 /// The most checks one script call answers.
 const MAX_BATCH: usize = 128;
@@ -33,10 +34,11 @@ const IN_FLIGHT: usize = 2;
 /// - the shape count S, then per shape (what a class of call, with or without a number,
 ///   checks): app cooldown key, wrong-code max (0: none), registration max (0: none),
 ///   registration window µs, per-number quota count L, L × quota, global quota count G,
-///   G × (key, quota);
+///   G × (key, quota), whether it has a WABA (0/1), per-WABA quota count W, W × quota;
 /// - the check count, then per check: its shape and its first key. A check's own keys
 ///   follow one another: cooldown, wrong codes (if counted), registration log (if
-///   budgeted), then one per per-number quota.
+///   budgeted), one per per-number quota, then (with a WABA) the WABA's cooldown and one
+///   per per-WABA quota.
 ///
 /// Returns one integer per check, in order: 0 to go, else wait µs × 8 + scope.
 pub(super) const ACQUIRE: &str = include_str!("acquire.lua");
@@ -44,6 +46,7 @@ pub(super) const ACQUIRE: &str = include_str!("acquire.lua");
 /// One call waiting for its batch.
 pub(super) struct Check {
     pub(super) key: Option<u64>,
+    pub(super) waba: Option<u64>,
     pub(super) class: QuotaClass,
     pub(super) queued: tokio::time::Instant,
     /// `None` when Redis failed.
@@ -163,6 +166,7 @@ pub(super) fn admission(answer: i64) -> Admission {
             S_COOLDOWN => Scope::Cooldown,
             S_WRONG => Scope::WrongCodes,
             S_REGISTRATION => Scope::Registration,
+            S_WABA => Scope::Waba,
             _ => Scope::StoreUnavailable,
         },
     }
@@ -185,8 +189,9 @@ impl Inner {
         let prefix = self.config.key_prefix.as_str();
         let mut keys = Keys::default();
         let mut shapes: Vec<i64> = Vec::new();
-        // Shape ids by class and whether the call has a number (0: not yet described).
-        let mut shape_ids = [[0i64; 2]; 4];
+        // Shape ids by class, whether the call has a number and whether it has a WABA (0:
+        // not yet described).
+        let mut shape_ids = [[[0i64; 2]; 2]; 4];
         let mut shape_count = 0;
         let mut per_check: Vec<i64> = Vec::with_capacity(2 * checks.len());
         for check in checks {
@@ -206,7 +211,19 @@ impl Inner {
             } else {
                 &[]
             };
-            let id = &mut shape_ids[class.index()][usize::from(numbered)];
+            let waba = check.waba.filter(|_| numbered);
+            let wabas: Vec<usize> = match waba {
+                Some(_) => self
+                    .quotas
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| q.2 == S_WABA)
+                    .map(|(idx, _)| idx)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let id =
+                &mut shape_ids[class.index()][usize::from(numbered)][usize::from(waba.is_some())];
             if *id == 0 {
                 shape_count += 1;
                 *id = shape_count;
@@ -218,13 +235,16 @@ impl Inner {
                     self.quotas
                         .iter()
                         .enumerate()
-                        .filter(|(_, q)| q.2 != S_NUMBER)
+                        .filter(|(_, q)| q.2 == S_GLOBAL)
                 };
                 shapes.push(shared().count() as i64);
                 for (idx, _) in shared() {
                     shapes.push(keys.add(prefix, Key::Global(idx)));
                     shapes.push(idx as i64 + 1);
                 }
+                shapes.push(i64::from(waba.is_some()));
+                shapes.push(wabas.len() as i64);
+                shapes.extend(wabas.iter().map(|&idx| idx as i64 + 1));
             }
             per_check.push(*id);
             let number = Number(check.key);
@@ -237,6 +257,12 @@ impl Inner {
             }
             for &idx in mine {
                 keys.add(prefix, Key::Quota(idx, number));
+            }
+            if let Some(w) = waba {
+                keys.add(prefix, Key::WabaCooldown(class, w));
+                for &idx in &wabas {
+                    keys.add(prefix, Key::WabaQuota(idx, w));
+                }
             }
         }
         let mut cmd = redis::cmd("EVALSHA");

@@ -28,6 +28,12 @@ pub(super) enum Key {
     CooldownRecord(QuotaClass, Number),
     /// A class's cooldown for the whole app.
     AppCooldown(QuotaClass),
+    /// A class's cooldown for one WhatsApp Business Account.
+    WabaCooldown(QuotaClass, u64),
+    /// The record of a WABA's cooldown.
+    WabaCooldownRecord(QuotaClass, u64),
+    /// The GCRA state of per-WABA quota `idx` for a WABA.
+    WabaQuota(usize, u64),
     /// The wrong-code counter of a number.
     WrongCodes(Number),
     /// The register/deregister log of a number.
@@ -44,6 +50,9 @@ impl fmt::Display for Key {
             Key::Cooldown(c, n) => write!(f, "cd:{}:{n}", c.as_str()),
             Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{n}", c.as_str()),
             Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
+            Key::WabaCooldown(c, w) => write!(f, "cd:{}:w{w}", c.as_str()),
+            Key::WabaCooldownRecord(c, w) => write!(f, "cdr:{}:w{w}", c.as_str()),
+            Key::WabaQuota(idx, w) => write!(f, "wq{idx}:{w}"),
             Key::WrongCodes(n) => write!(f, "wc:{n}"),
             Key::Registration(n) => write!(f, "reg:{n}"),
             Key::Quota(idx, n) => write!(f, "q{idx}:{n}"),

@@ -35,7 +35,7 @@ mod keys;
 mod probe;
 mod state;
 
-use self::batch::{gcra, Check, Queue, ACQUIRE, S_GLOBAL, S_NUMBER};
+use self::batch::{gcra, Check, Queue, ACQUIRE, S_GLOBAL, S_NUMBER, S_WABA};
 use self::keys::{Key, Number};
 use self::state::{micros, Inner};
 use crate::error::Error;
@@ -124,6 +124,9 @@ impl RedisStore {
         if let Some(g) = limits.global {
             quotas.push(gcra(g, S_GLOBAL));
         }
+        for q in &limits.per_waba {
+            quotas.push(gcra(*q, S_WABA));
+        }
         let mut local = limits.clone();
         let shares = |qs: &[Quota]| -> Vec<Quota> {
             qs.iter().map(|q| share(*q, config.replicas)).collect()
@@ -131,6 +134,7 @@ impl RedisStore {
         local.per_number = shares(&limits.per_number);
         local.verify_per_number = shares(&limits.verify_per_number);
         local.global = limits.global.map(|q| share(q, config.replicas));
+        local.per_waba = shares(&limits.per_waba);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -217,6 +221,7 @@ impl RedisStore {
 pub struct RedisFuture {
     inner: Arc<Inner>,
     key: Option<u64>,
+    waba: Option<u64>,
     class: QuotaClass,
     /// Until the check is handed to the batcher.
     queue: Option<Arc<Queue>>,
@@ -241,12 +246,13 @@ impl Future for RedisFuture {
             let (reply, rx) = oneshot::channel();
             let check = Check {
                 key: this.key,
+                waba: this.waba,
                 class: this.class,
                 queued: tokio::time::Instant::now(),
                 reply,
             };
             if queue.push(&this.inner, check).is_err() {
-                return Poll::Ready(this.inner.on_error(this.key, this.class));
+                return Poll::Ready(this.inner.on_error(this.key, this.waba, this.class));
             }
             this.reply = Some(rx);
         }
@@ -256,7 +262,7 @@ impl Future for RedisFuture {
         };
         this.reply = None;
         // The batch bounds the wait by the store timeout; a failed one answers `None`.
-        Poll::Ready(answer.unwrap_or_else(|| this.inner.on_error(this.key, this.class)))
+        Poll::Ready(answer.unwrap_or_else(|| this.inner.on_error(this.key, this.waba, this.class)))
     }
 }
 
@@ -265,13 +271,23 @@ impl RateLimitStore for RedisStore {
     type LearnFuture = LearnFuture;
 
     fn acquire(&self, key: Option<u64>, class: QuotaClass) -> Acquire<RedisFuture> {
+        self.acquire_in(key, None, class)
+    }
+
+    fn acquire_in(
+        &self,
+        key: Option<u64>,
+        waba: Option<u64>,
+        class: QuotaClass,
+    ) -> Acquire<RedisFuture> {
         let i = &*self.inner;
         if i.skipping() {
-            return Acquire::Ready(i.on_error(key, class));
+            return Acquire::Ready(i.on_error(key, waba, class));
         }
         Acquire::Pending(RedisFuture {
             inner: self.inner.clone(),
             key,
+            waba,
             class,
             queue: Some(self.queue.clone()),
             reply: None,
@@ -312,6 +328,22 @@ impl RateLimitStore for RedisStore {
                     code.map(|c| c.to_string()).unwrap_or_default(),
                 ];
                 (|i| &i.cooldown, keys, args)
+            }
+            Lesson::WabaThrottled { waba, wait, code } => {
+                let cap = self.inner.limits.cooldown_cap(class);
+                (
+                    |i| &i.cooldown,
+                    vec![
+                        self.key(Key::WabaCooldown(class, waba)),
+                        self.key(Key::WabaCooldownRecord(class, waba)),
+                    ],
+                    vec![
+                        micros(wait.min(cap)).to_string(),
+                        micros(cap).to_string(),
+                        "1".to_owned(),
+                        code.map(|c| c.to_string()).unwrap_or_default(),
+                    ],
+                )
             }
             Lesson::WrongCode => {
                 let (Some(_), Some(w)) = (key, self.inner.limits.wrong_codes) else {

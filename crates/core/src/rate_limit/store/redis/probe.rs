@@ -72,10 +72,15 @@ impl Inner {
         }
     }
 
-    pub(super) fn on_error(&self, key: Option<u64>, class: QuotaClass) -> Admission {
+    pub(super) fn on_error(
+        &self,
+        key: Option<u64>,
+        waba: Option<u64>,
+        class: QuotaClass,
+    ) -> Admission {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         match self.config.on_store_error {
-            OnStoreError::Local => match self.fallback.acquire(key, class) {
+            OnStoreError::Local => match self.fallback.acquire_in(key, waba, class) {
                 Acquire::Ready(a) => a,
                 Acquire::Pending(_) => Admission::Go,
             },
