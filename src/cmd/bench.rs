@@ -139,6 +139,57 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     output::report(format, &doc, || text(&doc))
 }
 
+/// The numbers a run drives: generated ids, or the ones a tenants file lists.
+#[derive(Clone)]
+enum Numbers {
+    /// `first`, `first + 1`, … (`n` of them).
+    Range { first: u64, n: u64 },
+    /// Every tenant's numbers, in file order.
+    Listed(Arc<Vec<PhoneNumberId>>),
+}
+
+impl Numbers {
+    fn of(args: &BenchArgs) -> Result<Self, Error> {
+        let Some(path) = &args.common.tenants else {
+            return Ok(Numbers::Range {
+                first: args.first_number_id,
+                n: args.numbers,
+            });
+        };
+        let file = wa_verify_core::tenant::TenantsFile::from_file(path)?;
+        let mut ids = Vec::new();
+        for t in &file.tenants {
+            for n in &t.numbers {
+                if ids.len() as u64 == args.numbers {
+                    break;
+                }
+                ids.push(n.parse::<PhoneNumberId>()?);
+            }
+        }
+        if ids.is_empty() {
+            return Err(Error::invalid_input(format!(
+                "the tenants file {} lists no numbers to drive",
+                path.display()
+            )));
+        }
+        Ok(Numbers::Listed(Arc::new(ids)))
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Numbers::Range { n, .. } => *n,
+            Numbers::Listed(ids) => ids.len() as u64,
+        }
+    }
+
+    fn get(&self, i: u64) -> PhoneNumberId {
+        match self {
+            Numbers::Range { first, n } => PhoneNumberId::from(first + i % n),
+            Numbers::Listed(ids) => ids[(i % ids.len() as u64) as usize],
+        }
+    }
+}
+
 /// The flags a run needs before it starts: its duration, at least one number and caller.
 fn check(args: &BenchArgs) -> Result<Duration, Error> {
     let run_for = duration::parse(&args.duration)?;
@@ -170,23 +221,20 @@ async fn drive(
     show: bool,
 ) -> Result<Tally, BenchError> {
     let next = Arc::new(AtomicU64::new(0));
+    let numbers = Numbers::of(args).map_err(BenchError::Refused)?;
     let started = Instant::now();
     let end = started + run_for;
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let client = client.clone();
             let next = next.clone();
-            let (first, n) = (args.first_number_id, args.numbers);
+            let numbers = numbers.clone();
             tokio::spawn(async move {
                 let mut t = Tally::new()?;
                 // Bounded by the duration: no new call starts after `end`.
                 while Instant::now() < end {
-                    let i = next.fetch_add(1, Ordering::Relaxed) % n;
-                    let op = RequestCode::new(
-                        PhoneNumberId::from(first + i),
-                        CodeMethod::Sms,
-                        Language::default(),
-                    );
+                    let i = next.fetch_add(1, Ordering::Relaxed) % numbers.len();
+                    let op = RequestCode::new(numbers.get(i), CodeMethod::Sms, Language::default());
                     let sent = Instant::now();
                     let result = client.request_code(op).await;
                     t.record(sent.elapsed(), &result);

@@ -116,6 +116,13 @@ pub(crate) struct CommonArgs {
     /// A TOML file with every stack setting; flags override it.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
+    /// A file of [[tenants]] (id, waba_id, token_file or token_env, numbers): each number
+    /// uses its tenant's token (WHATSAPP_ACCESS_TOKEN is then not needed).
+    #[arg(long, value_name = "FILE.toml")]
+    pub(crate) tenants: Option<PathBuf>,
+    /// The tenant this call runs for (else the one that lists the number).
+    #[arg(long, value_name = "ID")]
+    pub(crate) tenant: Option<String>,
     /// Start the sandbox in-process and call it: no account needed.
     #[arg(long, conflicts_with = "base_url")]
     pub(crate) sandbox: bool,
@@ -144,6 +151,9 @@ impl CommonArgs {
             Some(path) => StackConfig::from_file(path)?,
             None => StackConfig::default(),
         };
+        if let Some(path) = &self.tenants {
+            c.tenants = wa_verify_core::tenant::TenantsFile::from_file(path)?.tenants;
+        }
         if let Some(url) = &self.base_url {
             c.base_url = url.parse()?;
         }
@@ -233,16 +243,20 @@ impl CommonArgs {
                 .await
                 .map_err(|e| Error::invalid_input(format!("cannot start the sandbox: {e}")))?;
             config.base_url = sb.base_url().parse()?;
-            (sb.token().parse()?, Some(sb))
+            (Some(sb.token().parse()?), Some(sb))
+        } else if !config.tenants.is_empty() {
+            // Each call's token comes from its tenant.
+            (None, None)
         } else {
-            (self.token()?, None)
+            (Some(self.token()?), None)
         };
         let progress = std::sync::Arc::<Progress>::default();
         let transport = Watched::new(Transport::new(&config.transport)?, progress.clone());
-        let client = Client::builder()
-            .config(config)
-            .token(token)
-            .build_with_http(transport)?;
+        let mut builder = Client::builder().config(config);
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        let client = builder.build_with_http(transport)?;
         Ok(Prepared {
             client,
             progress,
@@ -280,7 +294,12 @@ where
 {
     let format = common.format().unwrap_or_default();
     let prepared = match op {
-        Ok(op) => common.prepare().await.map(|p| (op, p)),
+        Ok(mut op) => {
+            if let (Some(t), Some(c)) = (&common.tenant, op.context_mut()) {
+                c.tenant = Some(t.as_str().into());
+            }
+            common.prepare().await.map(|p| (op, p))
+        }
         Err(e) => Err(e),
     };
     match prepared {

@@ -22,6 +22,8 @@ mod reliability;
 mod redis_store;
 // The number's status, the preflight in onboarding, status and onboard in the CLI.
 mod status;
+// Tenants: a token per call, limits per WABA, the CLI's tenants file.
+mod tenants;
 // One code per number: single flight, the live-code window, idempotency keys, the journal.
 mod dedup;
 // The CLI and the sandbox under hostile or careless use: JSON on every exit, signals, limits.

@@ -252,6 +252,22 @@ pub(crate) fn app_limited(id: &str, wait: Duration) -> Reply {
     r
 }
 
+/// Meta's WABA-level throttle: 429 with code 80007 and a usage header keyed by the WABA.
+pub(crate) fn waba_limited(waba: &str, wait: Duration) -> Reply {
+    let mut r = Reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        graph_error(
+            "(#80007) Rate limit issues",
+            "OAuthException",
+            80_007,
+            None,
+            Some(true),
+        ),
+    );
+    usage_headers(&mut r, waba, wait);
+    r
+}
+
 pub(crate) fn fault_reply(app: &App, fault: Fault) -> Reply {
     match fault.kind {
         FaultKind::Answer => answer(fault.status, fault.body),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::answers::{
     app_limited, bad_param, body_timeout, fault_reply, method_not_allowed, not_found, spec_reply,
-    too_large, Reply,
+    too_large, waba_limited, Reply,
 };
 use crate::app::App;
 use crate::body::{self, Params};
@@ -214,8 +214,16 @@ impl Call<'_> {
             Ok(p) => p,
             Err(e) => return bad_param(format!("Invalid parameter: {}", e.0)),
         };
-        if !authorized(app, headers, &params) {
-            return spec_reply(401);
+        match authorize(app, headers, &params) {
+            None => return spec_reply(401),
+            Some(Who::Admin) => {}
+            Some(Who::Tenant(t)) => {
+                app.stats.tenant_used(&app.config.tenants[t].id);
+                // A tenant's token acts on its own numbers only.
+                if app.tenant_by_number.get(id) != Some(&t) {
+                    return spec_reply(403);
+                }
+            }
         }
         if !wire::is_version(version) {
             return bad_param(format!(
@@ -243,7 +251,12 @@ impl Call<'_> {
         if let Some(quota) = app.config.quotas.app {
             let mut calls = app.app_calls();
             if let Err(wait) = calls.admit(quota, Instant::now()) {
-                return app_limited(id, wait);
+                return app_limited(app.usage_key(id), wait);
+            }
+        }
+        if let Some(waba) = app.waba_of(id) {
+            if let Err(wait) = app.admit_waba(waba, Instant::now()) {
+                return waba_limited(waba, wait);
             }
         }
         let reply = match op {
@@ -263,7 +276,25 @@ impl Call<'_> {
     }
 }
 
-fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
+/// Whose token a request carries: the sandbox's own (every number), or a tenant's.
+enum Who {
+    Admin,
+    Tenant(usize),
+}
+
+fn authorize(app: &App, headers: &HeaderMap, params: &Params) -> Option<Who> {
+    let token = bearer(headers, params)?;
+    if constant_time_eq(token.as_bytes(), app.token.as_bytes()) {
+        return Some(Who::Admin);
+    }
+    app.config
+        .tenants
+        .iter()
+        .position(|t| constant_time_eq(token.as_bytes(), t.token.as_bytes()))
+        .map(Who::Tenant)
+}
+
+fn bearer<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a str> {
     let from_header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -271,8 +302,12 @@ fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    let token = from_header.or_else(|| params.get("access_token").map(String::as_str));
-    token.is_some_and(|t| constant_time_eq(t.as_bytes(), app.token.as_bytes()))
+    from_header.or_else(|| params.get("access_token").map(String::as_str))
+}
+
+/// The admin endpoints: the sandbox's own token only.
+fn authorized(app: &App, headers: &HeaderMap, params: &Params) -> bool {
+    bearer(headers, params).is_some_and(|t| constant_time_eq(t.as_bytes(), app.token.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

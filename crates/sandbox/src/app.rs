@@ -39,6 +39,10 @@ pub(crate) struct App {
     pub(crate) not_permitted: HashSet<String>,
     pub(crate) not_eligible: HashSet<String>,
     app_calls: Mutex<SlidingLog>,
+    /// Calls per WABA, for `quotas.per_waba`.
+    waba_calls: Mutex<HashMap<String, SlidingLog>>,
+    /// Each listed number's tenant.
+    pub(crate) tenant_by_number: HashMap<String, usize>,
     /// Draws faults: seeded by `faults.seed`, so fault runs reproduce.
     rng: Rng,
     /// Draws codes and trace ids: from the OS at each start unless `codes.seed` is set.
@@ -62,6 +66,13 @@ impl App {
             not_permitted: set(&config.not_permitted),
             not_eligible: set(&config.not_eligible),
             app_calls: Mutex::default(),
+            waba_calls: Mutex::default(),
+            tenant_by_number: config
+                .tenants
+                .iter()
+                .enumerate()
+                .flat_map(|(i, t)| t.numbers.iter().map(move |n| (n.clone(), i)))
+                .collect(),
             rng: Rng::new(config.faults.seed),
             codes: Rng::new(config.codes.seed.unwrap_or_else(os_seed)),
             state: Mutex::new(BoundedMap::new(config.outbox.max_entries)),
@@ -85,6 +96,30 @@ impl App {
             shutdown,
             config,
         }
+    }
+
+    /// What keys a number's usage headers: its WABA, else the number itself.
+    pub(crate) fn usage_key<'a>(&'a self, id: &'a str) -> &'a str {
+        self.waba_of(id).unwrap_or(id)
+    }
+
+    /// The WABA a number belongs to (its tenant's), if any.
+    pub(crate) fn waba_of(&self, id: &str) -> Option<&str> {
+        let t = self.tenant_by_number.get(id)?;
+        self.config.tenants[*t].waba_id.as_deref()
+    }
+
+    /// Admits a call for `waba` under `quotas.per_waba`, or says how long to wait.
+    pub(crate) fn admit_waba(
+        &self,
+        waba: &str,
+        now: tokio::time::Instant,
+    ) -> Result<(), std::time::Duration> {
+        let Some(quota) = self.config.quotas.per_waba else {
+            return Ok(());
+        };
+        let mut calls = self.waba_calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.entry(waba.to_owned()).or_default().admit(quota, now)
     }
 
     pub(crate) fn trace_id(&self) -> String {

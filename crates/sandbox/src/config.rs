@@ -46,6 +46,26 @@ pub struct SandboxConfig {
     pub server: ServerConfig,
     /// Who may read `/__sandbox/*`.
     pub admin: AdminConfig,
+    /// Businesses with their own tokens (`[[tenants]]`): a tenant's token acts on its own
+    /// numbers only; another's number gets Meta's permission error (403, code 200). The
+    /// sandbox's main token still acts on every number.
+    pub tenants: Vec<SandboxTenant>,
+}
+
+/// A business: its token, its WhatsApp Business Account and its numbers. `Debug` never
+/// shows the token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SandboxTenant {
+    /// Its id (in `stats.by_tenant`).
+    pub id: String,
+    /// Its token.
+    pub token: String,
+    /// Its WABA id: keys usage headers and the per-WABA quota.
+    pub waba_id: Option<String>,
+    /// Its phone number ids.
+    pub numbers: Vec<String>,
 }
 
 /// A number's configured status: each field as Meta's `GET /{id}` would answer it. Unset
@@ -64,6 +84,17 @@ pub struct NumberStatus {
     pub name_status: Option<String>,
     /// `CONNECTED`, `DISCONNECTED`, `PENDING`, `BANNED`, …
     pub status: Option<String>,
+}
+
+impl std::fmt::Debug for SandboxTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxTenant")
+            .field("id", &self.id)
+            .field("token", &"***")
+            .field("waba_id", &self.waba_id)
+            .field("numbers", &self.numbers)
+            .finish()
+    }
 }
 
 /// How the server treats connections: it faces whatever else runs on the machine.
@@ -198,6 +229,9 @@ pub struct QuotaConfig {
     pub per_number: Option<SandboxQuota>,
     /// Calls of any kind for the whole app, in any moving window.
     pub app: Option<SandboxQuota>,
+    /// Calls of any kind per WhatsApp Business Account (the tenants' `waba_id`), in any
+    /// moving window: past it, Meta's 80007 with a usage header keyed by the WABA id.
+    pub per_waba: Option<SandboxQuota>,
     /// The answer of a spent per-number quota.
     pub quota_error: QuotaDialect,
 }

@@ -53,7 +53,7 @@ pub(crate) fn request_code(app: &App, id: &str, trace: &str, params: &Params) ->
             );
         }
         return match app.config.quotas.quota_error {
-            QuotaDialect::Spec => app_limited(id, wait),
+            QuotaDialect::Spec => app_limited(app.usage_key(id), wait),
             QuotaDialect::Observed => request_code_error(
                 2_388_367,
                 "You have reached the request code volume limit for this phone number. Please try again later.",
@@ -121,7 +121,7 @@ pub(crate) fn verify_code(app: &App, id: &str, params: &Params) -> Reply {
                     None,
                 ),
             );
-            usage_headers(&mut r, id, until - now);
+            usage_headers(&mut r, app.usage_key(id), until - now);
             return r;
         }
         s.blocked_until = None;
@@ -198,7 +198,7 @@ pub(crate) fn registration(app: &App, id: &str, op: &str, trace: &str, params: &
     let s = state.entry(id);
     if let Some(until) = s.registration_blocked_until.filter(|u| *u > now) {
         let mut r = registration_limited();
-        usage_headers(&mut r, id, until - now);
+        usage_headers(&mut r, app.usage_key(id), until - now);
         return r;
     }
     while s

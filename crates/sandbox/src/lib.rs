@@ -84,7 +84,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::config::{
-    AdminConfig, CodeConfig, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig, ServerConfig,
+    AdminConfig, CodeConfig, NumberStatus, OutboxConfig, QuotaConfig, QuotaDialect, SandboxConfig,
+    SandboxTenant, ServerConfig,
 };
 pub use self::error::Error;
 pub use self::faults::{FaultBody, FaultConfig, FaultKind, NumberFault};

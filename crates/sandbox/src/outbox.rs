@@ -160,6 +160,8 @@ pub struct Stats {
     pub in_flight: u64,
     /// Client connections open right now.
     pub open_connections: u64,
+    /// Requests authorized by each tenant's token.
+    pub by_tenant: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -211,6 +213,11 @@ impl StatsCell {
             *s.by_error_code.entry(code.to_string()).or_default() += 1;
         }
         *s.by_operation.entry(operation.to_owned()).or_default() += 1;
+    }
+
+    pub(crate) fn tenant_used(&self, id: &str) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *s.by_tenant.entry(id.to_owned()).or_default() += 1;
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
