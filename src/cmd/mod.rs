@@ -116,7 +116,7 @@ pub(crate) struct CommonArgs {
     /// A TOML file with every stack setting; flags override it.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
-    /// A file of [[tenants]] (id, waba_id, token_file or token_env, numbers): each number
+    /// A file of `[[tenants]]` (id, waba_id, token_file or token_env, numbers): each number
     /// uses its tenant's token (WHATSAPP_ACCESS_TOKEN is then not needed).
     #[arg(long, value_name = "FILE.toml")]
     pub(crate) tenants: Option<PathBuf>,
