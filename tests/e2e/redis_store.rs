@@ -201,13 +201,18 @@ async fn one_by_one_then_batched(
     let store = RedisStore::new(settings(redis, &prefixes[0]), limits.clone()).unwrap();
     let before = script_calls(redis).await.0;
     let mut one_by_one = Vec::new();
+    // Calls a cooldown the store holds are answered without a round trip.
+    let mut sent = 0;
     for &(key, class) in calls {
         one_by_one.push(match store.acquire(key, class) {
             Acquire::Ready(a) => a,
-            Acquire::Pending(f) => f.await,
+            Acquire::Pending(f) => {
+                sent += 1;
+                f.await
+            }
         });
     }
-    assert_eq!(script_calls(redis).await.0, before + calls.len() as u64);
+    assert_eq!(script_calls(redis).await.0, before + sent);
     let store = RedisStore::new(settings(redis, &prefixes[1]), limits.clone()).unwrap();
     let before = script_calls(redis).await.0;
     let batched = all_at_once(&store, calls).await;
@@ -1345,4 +1350,57 @@ async fn the_volume_limit_holds_a_day_across_cli_runs_and_limits_show_and_clear_
         received + 1,
         "cleared: the next run asked Meta"
     );
+}
+
+/// A number known to be in a cooldown is answered by the replica itself until the known
+/// end: no round trip per call. Another replica learns it from one answer, and `clear`
+/// drops what this replica holds at once. See: issue 22.
+#[tokio::test]
+async fn a_number_in_cooldown_is_answered_locally_without_a_round_trip() {
+    let redis = RedisServer::start().await;
+    let limits = Limits::quotas(&[quota("100/s", 10)], None);
+    let a = RedisStore::new(settings(&redis, "held:"), limits.clone()).unwrap();
+    let b = RedisStore::new(settings(&redis, "held:"), limits).unwrap();
+    // Loads the script, so that a round trip below is one EVALSHA.
+    assert_eq!(admit(&a, 7, QuotaClass::RequestCode).await, Admission::Go);
+    a.learn(
+        Some(5),
+        QuotaClass::RequestCode,
+        Lesson::Throttled {
+            wait: Duration::from_secs(60),
+            app_wide: false,
+            code: None,
+        },
+    )
+    .await;
+    let cooling = |a: Admission| {
+        matches!(
+            a,
+            Admission::Wait {
+                scope: Scope::Cooldown,
+                ..
+            }
+        )
+    };
+    let (before, _) = script_calls(&redis).await;
+    for _ in 0..10 {
+        assert!(cooling(admit(&a, 5, QuotaClass::RequestCode).await));
+    }
+    let (after_a, _) = script_calls(&redis).await;
+    assert_eq!(
+        after_a, before,
+        "the replica that learned it asks Redis nothing"
+    );
+    // The other replica: one round trip, then local answers.
+    assert!(cooling(admit(&b, 5, QuotaClass::RequestCode).await));
+    let (one, _) = script_calls(&redis).await;
+    for _ in 0..10 {
+        assert!(cooling(admit(&b, 5, QuotaClass::RequestCode).await));
+    }
+    let (after_b, _) = script_calls(&redis).await;
+    assert_eq!((one - after_a, after_b - one), (1, 0));
+    // Other numbers and kinds still go to Redis; clearing drops the local entry.
+    assert_eq!(admit(&b, 6, QuotaClass::RequestCode).await, Admission::Go);
+    assert_eq!(b.clear(5, None).await.unwrap(), 1);
+    assert_eq!(admit(&b, 5, QuotaClass::RequestCode).await, Admission::Go);
 }

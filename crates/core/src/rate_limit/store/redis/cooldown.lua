@@ -5,7 +5,7 @@
 -- ARGV[1] the wait µs (Meta's hint, else the cooldown its code calls for), ARGV[2] the cap
 -- µs, ARGV[3] '1' for a number's cooldown (the app's is never doubled), ARGV[4] the Graph
 -- code ('' for none).
--- Keeps the later of the two ends.
+-- Keeps the later of the two ends, and answers how long is left of it (µs).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local wait, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -25,4 +25,4 @@ if until_ > cur then
       string.format('%d', math.floor(2 * wait / 1000) + 1))
   end
 end
-return string.format('%d', until_)
+return string.format('%d', math.max(until_, cur) - now)

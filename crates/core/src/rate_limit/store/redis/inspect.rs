@@ -82,6 +82,7 @@ impl RedisStore {
     /// `transport` when Redis does not answer within the store timeout.
     pub async fn clear(&self, number: u64, kind: Option<QuotaClass>) -> Result<usize, Error> {
         self.inner.fallback.clear(number, kind);
+        self.held.clear(number, kind);
         let n = Number(Some(number));
         let classes: Vec<QuotaClass> = QuotaClass::ALL
             .into_iter()

@@ -30,6 +30,7 @@ use redis::Script;
 use tokio::sync::oneshot;
 
 mod batch;
+mod held;
 mod inspect;
 mod keys;
 mod probe;
@@ -57,6 +58,8 @@ const WRONG_CODE: &str = include_str!("wrong_code.lua");
 pub struct RedisStore {
     inner: Arc<Inner>,
     queue: Arc<Queue>,
+    /// Refusals known until a set time, answered without a round trip.
+    held: Arc<held::Held>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -156,6 +159,7 @@ impl RedisStore {
             queue: Arc::new(Queue {
                 tx: Mutex::new(None),
             }),
+            held: Arc::new(held::Held::new()),
         })
     }
 
@@ -220,6 +224,7 @@ impl RedisStore {
 /// Nothing is sent before it is first polled.
 pub struct RedisFuture {
     inner: Arc<Inner>,
+    held: Arc<held::Held>,
     key: Option<u64>,
     waba: Option<u64>,
     class: QuotaClass,
@@ -262,7 +267,13 @@ impl Future for RedisFuture {
         };
         this.reply = None;
         // The batch bounds the wait by the store timeout; a failed one answers `None`.
-        Poll::Ready(answer.unwrap_or_else(|| this.inner.on_error(this.key, this.waba, this.class)))
+        match answer {
+            Some(a) => {
+                this.held.remember(this.key, this.class, a);
+                Poll::Ready(a)
+            }
+            None => Poll::Ready(this.inner.on_error(this.key, this.waba, this.class)),
+        }
     }
 }
 
@@ -281,11 +292,15 @@ impl RateLimitStore for RedisStore {
         class: QuotaClass,
     ) -> Acquire<RedisFuture> {
         let i = &*self.inner;
+        if let Some(known) = self.held.check(key, class) {
+            return Acquire::Ready(known);
+        }
         if i.skipping() {
             return Acquire::Ready(i.on_error(key, waba, class));
         }
         Acquire::Pending(RedisFuture {
             inner: self.inner.clone(),
+            held: self.held.clone(),
             key,
             waba,
             class,
@@ -304,6 +319,8 @@ impl RateLimitStore for RedisStore {
         let number = Number(key);
         // The script as a way to find it, since the task below owns the store.
         type Pick = fn(&Inner) -> &Script;
+        // A number's cooldown is held here for as long as Redis answers it lasts.
+        let mut held = None;
         let (script, keys, args): (Pick, Vec<String>, Vec<String>) = match lesson {
             Lesson::Throttled {
                 wait,
@@ -312,6 +329,12 @@ impl RateLimitStore for RedisStore {
             } => {
                 let cap = self.inner.limits.cooldown_cap(class);
                 let number_wide = !app_wide && key.is_some();
+                // At least this long (Redis may double a number's): known here at once.
+                match (number_wide, key) {
+                    (true, Some(n)) => self.held.hold(n, class, wait.min(cap), Scope::Cooldown),
+                    _ => self.held.hold_app(class, wait.min(cap)),
+                }
+                held = Some((self.held.clone(), key.filter(|_| number_wide)));
                 let keys = if number_wide {
                     vec![
                         self.key(Key::Cooldown(class, number)),
@@ -376,7 +399,17 @@ impl RateLimitStore for RedisStore {
             }
             let record = async { inv.invoke_async::<redis::Value>(&mut i.conn()?).await };
             match tokio::time::timeout(i.config.timeout, record).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(left)) => {
+                    // The end Redis keeps, which a repeated throttle may have doubled.
+                    let left = redis::from_redis_value::<u64>(left).ok();
+                    if let (Some((held, n)), Some(left)) = (held, left) {
+                        let left = Duration::from_micros(left);
+                        match n {
+                            Some(n) => held.hold(n, class, left, Scope::Cooldown),
+                            None => held.hold_app(class, left),
+                        }
+                    }
+                }
                 _ => i.failed("could not record a lesson"),
             }
         })))
@@ -432,8 +465,11 @@ mod tests {
             },
         );
         let poll = |key| {
-            let Acquire::Pending(mut f) = store.acquire(Some(key), QuotaClass::RequestCode) else {
-                panic!("Redis is not known to be down yet");
+            let mut f = match store.acquire(Some(key), QuotaClass::RequestCode) {
+                Acquire::Pending(f) => f,
+                // The cooldown just learned is held without asking anyone.
+                Acquire::Ready(a) if key == 2 => return a,
+                Acquire::Ready(a) => panic!("Redis is not known to be down yet: {a:?}"),
             };
             let mut cx = Context::from_waker(std::task::Waker::noop());
             match Pin::new(&mut f).poll(&mut cx) {
