@@ -82,6 +82,35 @@ impl SandboxProc {
         Self { child, base }
     }
 
+    /// A minimal hyper server (this binary run with `--minimal-server`): no sandbox logic,
+    /// just `{"success":true}` with a trace header, so the client is the bottleneck.
+    fn minimal() -> Self {
+        let exe = std::env::current_exe().expect("the bench binary's path");
+        let mut cmd = if two_cores() {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg("1").arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let mut child = cmd
+            .arg("--minimal-server")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bench binary runs as a server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "server said {line:?}"
+        );
+        Self { child, base }
+    }
+
     /// The sandbox process's CPU time so far.
     fn cpu(&self) -> Duration {
         cpu_of(&format!("/proc/{}/stat", self.child.id()))
@@ -206,7 +235,22 @@ fn peers(base: &str) -> Vec<Peer> {
     let reqwest = reqwest_middleware::ClientBuilder::new(inner)
         .with(retry)
         .build();
+    // WA_VERIFY_PEERS=stack (or bare, reqwest; comma-separated) keeps only those, for
+    // profiling one client alone; the ratios then need bare among them.
+    let only = std::env::var("WA_VERIFY_PEERS").unwrap_or_default();
     vec![Peer::Bare(bare), Peer::Stack(stack), Peer::Reqwest(reqwest)]
+        .into_iter()
+        .filter(|p| {
+            only.is_empty()
+                || only.split(',').any(|o| {
+                    p.name().starts_with(match o {
+                        "bare" => "bare",
+                        "stack" => "wa-verify",
+                        _ => "reqwest",
+                    })
+                })
+        })
+        .collect()
 }
 
 struct Round {
@@ -280,8 +324,63 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The minimal server: one thread, HTTP/1.1 keep-alive, a canned success for every request.
+fn serve_minimal() {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!(
+            "minimal server listening on http://{}",
+            listener.local_addr().unwrap()
+        );
+        let _ = std::io::stdout().flush();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                    let mut res =
+                        http::Response::new(Full::new(Bytes::from_static(b"{\"success\":true}")));
+                    let h = res.headers_mut();
+                    h.insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    h.insert(
+                        "x-fb-trace-id",
+                        http::HeaderValue::from_static("MinimalTrace00000000000"),
+                    );
+                    Ok::<_, std::convert::Infallible>(res)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
 async fn peers_vs_bare(full: bool) {
+    // Client-bound first: a minimal server on the other core, so the ratios measure the
+    // clients' cost; then the sandbox, whose own CPU per request makes it the slower side.
+    let minimal = SandboxProc::minimal();
+    peers_against(
+        full,
+        &minimal,
+        "a minimal hyper server (the client is the bottleneck)",
+    )
+    .await;
     let sandbox = SandboxProc::start(Some("[outbox]\nmax_entries = 100000\n"));
+    peers_against(full, &sandbox, "the sandbox").await;
+}
+
+async fn peers_against(full: bool, sandbox: &SandboxProc, what: &str) {
     let peers = peers(&sandbox.base);
     // This VM's throughput moves by up to ±25% from one round to the next: many short
     // alternating rounds and their median ratio say more than a few long ones.
@@ -290,11 +389,11 @@ async fn peers_vs_bare(full: bool) {
     } else {
         (1, Duration::from_millis(200))
     };
-    println!("\n## Loopback throughput: {rounds} alternating rounds of {time:?} per client\n");
+    println!("\n## Loopback throughput against {what}: {rounds} alternating rounds of {time:?} per client\n");
     println!(
-        "| c | round | client | req/s | p50 µs | p99 µs | client CPU µs/req | ratio to bare |"
+        "| c | round | client | req/s | p50 µs | p99 µs | client CPU µs/req | client CPU % | ratio to bare |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut sandbox_cpu = Vec::new();
     for c in [1usize, 64] {
         let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -307,7 +406,7 @@ async fn peers_vs_bare(full: bool) {
             }
             let mut bare = 0.0;
             for p in &peers {
-                let res = round(p, &sandbox, c, time).await;
+                let res = round(p, sandbox, c, time).await;
                 assert_eq!(res.errors, 0, "{}: {:?}", p.name(), res.first_error);
                 assert!(res.ok > 0, "{} made no call", p.name());
                 if matches!(p, Peer::Bare(_)) {
@@ -316,14 +415,15 @@ async fn peers_vs_bare(full: bool) {
                         sandbox_cpu.push(res.sandbox_cpu_per_req_us);
                     }
                 }
-                let ratio = res.rps / bare;
+                let ratio = if bare > 0.0 { res.rps / bare } else { 0.0 };
                 println!(
-                    "| {c} | {r} | {} | {:.0} | {} | {} | {:.1} | {ratio:.3} |",
+                    "| {c} | {r} | {} | {:.0} | {} | {} | {:.2} | {:.0} | {ratio:.3} |",
                     p.name(),
                     res.rps,
                     res.p50_us,
                     res.p99_us,
-                    res.cpu_per_req_us
+                    res.cpu_per_req_us,
+                    res.cpu_per_req_us * res.rps / 1e4
                 );
                 ratios.entry(p.name()).or_default().push(ratio);
                 rps.entry(p.name()).or_default().push(res.rps);
@@ -331,14 +431,18 @@ async fn peers_vs_bare(full: bool) {
             }
         }
         println!("\nmedians at c={c}:\n");
-        println!("| client | req/s | client CPU µs/req | ratio to bare (median of rounds) |");
-        println!("|---|---|---|---|");
+        println!("| client | req/s | client CPU µs/req | Δ CPU vs bare µs/req | ratio to bare (median of rounds) |");
+        println!("|---|---|---|---|---|");
+        let bare_cpu = cpu
+            .get("bare hyper-util")
+            .map_or(0.0, |v| median(v.clone()));
         for p in &peers {
             let n = p.name();
             println!(
-                "| {n} | {:.0} | {:.1} | {:.3} |",
+                "| {n} | {:.0} | {:.2} | {:+.2} | {:.3} |",
                 median(rps[n].clone()),
                 median(cpu[n].clone()),
+                median(cpu[n].clone()) - bare_cpu,
                 median(ratios[n].clone())
             );
         }
@@ -346,7 +450,7 @@ async fn peers_vs_bare(full: bool) {
     }
     let per_req = median(sandbox_cpu);
     println!(
-        "sandbox: {per_req:.1} µs of its own CPU per request with faults off, so one core serves \
+        "server ({what}): {per_req:.1} µs of its own CPU per request, so one core serves \
          about {:.0} req/s\n",
         1e6 / per_req.max(0.001)
     );
@@ -700,6 +804,10 @@ async fn dedup_over_redis(redis: &RedisProc, full: bool) {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--minimal-server") {
+        serve_minimal();
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     if two_cores() {
         // Pin this process before the runtime starts, so its threads inherit core 0.
