@@ -1,12 +1,15 @@
 //! Layer overhead: the full default stack and each layer alone, over an in-memory HTTP
-//! service, against the bare `Graph` boundary over the same service (ns per call).
+//! service, against the bare `Graph` boundary over the same service (ns per call), and
+//! the heap allocations each makes per call (counted by an instrumented allocator).
 
 mod support;
 
+use std::alloc::System;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{Layer, ServiceExt};
 use wa_verify_core::auth::AuthLayer;
 use wa_verify_core::dedup::{DedupConfig, DedupLayer};
@@ -19,6 +22,33 @@ use wa_verify_core::{CodeMethod, Language, PhoneNumberId, RequestCode};
 
 use support::{full_stack, never_binding, op, Canned, FAKE_TOKEN};
 
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Prints the allocations and bytes `call` makes per call, over 10 000 calls after 1 000
+/// warm-up calls (pools, maps and lazily built state are in place by then).
+fn allocations<F: std::future::Future>(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    mut call: impl FnMut(u64) -> F,
+) {
+    rt.block_on(async {
+        for i in 0..1_000 {
+            black_box(call(i).await);
+        }
+        let region = Region::new(GLOBAL);
+        for i in 1_000..11_000 {
+            black_box(call(i).await);
+        }
+        let c = region.change();
+        println!(
+            "allocations per call: {name}: {:.2} ({:.0} bytes)",
+            c.allocations as f64 / 10_000.0,
+            c.bytes_allocated as f64 / 10_000.0
+        );
+    });
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -29,6 +59,10 @@ fn rt() -> tokio::runtime::Runtime {
 macro_rules! bench_service {
     ($group:expr, $rt:expr, $name:expr, $svc:expr) => {{
         let svc = $svc;
+        allocations(&$rt, $name, |i| {
+            let call = svc.clone().oneshot(op(i));
+            async move { call.await.unwrap() }
+        });
         let mut i = 0u64;
         $group.bench_function(BenchmarkId::new($name, "canned_200"), |b| {
             b.to_async(&$rt).iter(|| {
@@ -95,6 +129,10 @@ fn layer_overhead(c: &mut Criterion) {
         } else {
             "full_stack_dedup_off"
         };
+        allocations(&rt, name, |i| {
+            let call = client.clone().oneshot(distinct(i));
+            async move { call.await.unwrap() }
+        });
         let mut i = 0u64;
         g.bench_function(BenchmarkId::new(name, "distinct_numbers"), |b| {
             b.to_async(&rt).iter(|| {
@@ -104,6 +142,10 @@ fn layer_overhead(c: &mut Criterion) {
             })
         });
     }
+    allocations(&rt, "dedup", |i| {
+        let call = dedup.clone().oneshot(distinct(i));
+        async move { call.await.unwrap() }
+    });
     let mut i = 0u64;
     g.bench_function(BenchmarkId::new("dedup", "canned_200"), |b| {
         b.to_async(&rt).iter(|| {

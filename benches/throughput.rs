@@ -701,6 +701,7 @@ async fn redis_store(full: bool) {
             store.is_in_outage()
         );
     }
+    cooldown_checks(&redis, full).await;
     dedup_over_redis(&redis, full).await;
     let sandbox = SandboxProc::start(Some("[outbox]\nmax_entries = 100000\n"));
     let memory =
@@ -735,6 +736,56 @@ async fn redis_store(full: bool) {
         );
     }
     println!();
+}
+
+/// What a check costs for a number in a cooldown, one by one: on a replica that has not
+/// seen it yet (a round trip, as every such check cost before the local over-limit
+/// cache) and then on the same replica again (answered from its cache).
+async fn cooldown_checks(redis: &RedisProc, full: bool) {
+    use wa_verify_core::rate_limit::redis::RedisStore;
+    use wa_verify_core::rate_limit::{
+        Acquire, Admission, Lesson, Limits, QuotaClass, RateLimitStore, StoreConfig,
+    };
+
+    let numbers: u64 = if full { 5_000 } else { 100 };
+    let mut config = StoreConfig::default();
+    config.url = Some(redis.url.parse().unwrap());
+    config.key_prefix = "cool:".into();
+    let limits = Limits::quotas(&[support::never_binding()], Some(support::never_binding()));
+    let learner = RedisStore::new(config.clone(), limits.clone()).unwrap();
+    for n in 0..numbers {
+        let lesson = Lesson::Throttled {
+            wait: Duration::from_secs(600),
+            app_wide: false,
+            code: None,
+        };
+        learner
+            .learn(Some(n), QuotaClass::RequestCode, lesson)
+            .await;
+    }
+    let other = RedisStore::new(config, limits).unwrap();
+    let pass = |what: &str| {
+        let other = other.clone();
+        let what = what.to_owned();
+        async move {
+            let (scripts, started) = (redis.script_calls(), Instant::now());
+            for n in 0..numbers {
+                let answer = match other.acquire(Some(n), QuotaClass::RequestCode) {
+                    Acquire::Ready(a) => a,
+                    Acquire::Pending(f) => f.await,
+                };
+                assert!(matches!(answer, Admission::Wait { .. }), "{answer:?}");
+            }
+            let ns = started.elapsed().as_nanos() as f64 / numbers as f64;
+            let per = (redis.script_calls() - scripts) as f64 / numbers as f64;
+            println!("| {what} | {ns:.0} | {per:.2} |");
+        }
+    };
+    println!("\na number in a cooldown (another replica learned it), c=1, {numbers} numbers:\n");
+    println!("| check | ns per check | script calls per check |");
+    println!("|---|---|---|");
+    pass("first on this replica (a round trip)").await;
+    pass("again (the local over-limit cache)").await;
 }
 
 /// The dedup layer's cost with the Redis store: the full stack at c=64 with dedup off and
