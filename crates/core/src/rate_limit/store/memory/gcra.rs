@@ -27,11 +27,41 @@ impl Default for TokioClock {
     }
 }
 
+thread_local! {
+    /// A reading taken once for one decision (the clock's start, then ns since it): a
+    /// check asks the clock up to four times (itself, each quota, the app's slot), and on
+    /// a VM each reading costs tens of ns. One reading also makes the decision one
+    /// instant, as Redis's `TIME` does for the script.
+    static PINNED: Cell<Option<(tokio::time::Instant, u64)>> = const { Cell::new(None) };
+}
+
+/// Puts back the reading that was pinned before, even if the decision panics.
+struct Unpin(Option<(tokio::time::Instant, u64)>);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        PINNED.set(self.0);
+    }
+}
+
+impl TokioClock {
+    /// Runs `decide` with one reading of this clock: every `now()` on this thread inside
+    /// it answers that reading.
+    pub(super) fn pinned<T>(&self, decide: impl FnOnce() -> T) -> T {
+        let now = Nanos::from(self.start.elapsed()).as_u64();
+        let _unpin = Unpin(PINNED.replace(Some((self.start, now))));
+        decide()
+    }
+}
+
 impl Clock for TokioClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
-        Nanos::from(self.start.elapsed())
+        match PINNED.get() {
+            Some((start, now)) if start == self.start => Nanos::from(now),
+            _ => Nanos::from(self.start.elapsed()),
+        }
     }
 }
 

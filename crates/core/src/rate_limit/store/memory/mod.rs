@@ -463,7 +463,7 @@ impl RateLimitStore for MemoryStore {
         {
             self.evict();
         }
-        Acquire::Ready(self.check(key, waba, class))
+        Acquire::Ready(i.clock.pinned(|| self.check(key, waba, class)))
     }
 
     fn refusal_message(&self, scope: Scope) -> String {
