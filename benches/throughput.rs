@@ -124,11 +124,17 @@ impl Drop for SandboxProc {
     }
 }
 
+/// Whether the client and the servers get a core each. Decided once, before this
+/// process pins itself: after that, `available_parallelism` sees one core, and the
+/// servers would share the client's.
 fn two_cores() -> bool {
-    std::thread::available_parallelism()
-        .map(|n| n.get() >= 2)
-        .unwrap_or(false)
-        && Command::new("taskset").arg("-V").output().is_ok()
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() >= 2)
+            .unwrap_or(false)
+            && Command::new("taskset").arg("-V").output().is_ok()
+    })
 }
 
 /// utime + stime of a process, from /proc (clock ticks of 10 ms).
