@@ -152,6 +152,8 @@ fn cpu_of(stat: &str) -> Duration {
 #[derive(Clone)]
 enum Peer {
     Bare(HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>),
+    /// The bare client with `TCP_NODELAY`, as the stack's transport and reqwest set it.
+    BareNoDelay(HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>),
     Stack(Client),
     Reqwest(ClientWithMiddleware),
 }
@@ -160,6 +162,7 @@ impl Peer {
     fn name(&self) -> &'static str {
         match self {
             Peer::Bare(_) => "bare hyper-util",
+            Peer::BareNoDelay(_) => "bare hyper-util, TCP_NODELAY",
             Peer::Stack(_) => "wa-verify full stack",
             Peer::Reqwest(_) => "reqwest+middleware+retry",
         }
@@ -168,7 +171,7 @@ impl Peer {
     async fn call(&self, base: &str, id: u64) -> Result<(), String> {
         let url = format!("{base}/v23.0/{id}/request_code");
         match self {
-            Peer::Bare(c) => {
+            Peer::Bare(c) | Peer::BareNoDelay(c) => {
                 let req = http::Request::post(url)
                     .header("content-type", "application/json")
                     .header("authorization", format!("Bearer {FAKE_TOKEN}"))
@@ -228,6 +231,11 @@ fn peers(base: &str) -> Vec<Peer> {
     let bare = HyperClient::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http();
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    let nodelay = HyperClient::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(http);
     let mut cfg = stack_config(base);
     cfg.transport.pool_max_idle_per_host = 256;
     let stack = Client::from_config(cfg, FAKE_TOKEN.parse().unwrap()).unwrap();
@@ -244,19 +252,24 @@ fn peers(base: &str) -> Vec<Peer> {
     // WA_VERIFY_PEERS=stack (or bare, reqwest; comma-separated) keeps only those, for
     // profiling one client alone; the ratios then need bare among them.
     let only = std::env::var("WA_VERIFY_PEERS").unwrap_or_default();
-    vec![Peer::Bare(bare), Peer::Stack(stack), Peer::Reqwest(reqwest)]
-        .into_iter()
-        .filter(|p| {
-            only.is_empty()
-                || only.split(',').any(|o| {
-                    p.name().starts_with(match o {
-                        "bare" => "bare",
-                        "stack" => "wa-verify",
-                        _ => "reqwest",
-                    })
+    vec![
+        Peer::Bare(bare),
+        Peer::BareNoDelay(nodelay),
+        Peer::Stack(stack),
+        Peer::Reqwest(reqwest),
+    ]
+    .into_iter()
+    .filter(|p| {
+        only.is_empty()
+            || only.split(',').any(|o| {
+                p.name().starts_with(match o {
+                    "bare" => "bare",
+                    "stack" => "wa-verify",
+                    _ => "reqwest",
                 })
-        })
-        .collect()
+            })
+    })
+    .collect()
 }
 
 struct Round {
