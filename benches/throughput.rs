@@ -79,6 +79,7 @@ impl SandboxProc {
             base.starts_with("http://127.0.0.1:"),
             "sandbox said {line:?}"
         );
+        assert_on_server_core(child.id());
         Self { child, base }
     }
 
@@ -108,6 +109,7 @@ impl SandboxProc {
             base.starts_with("http://127.0.0.1:"),
             "server said {line:?}"
         );
+        assert_on_server_core(child.id());
         Self { child, base }
     }
 
@@ -135,6 +137,23 @@ fn two_cores() -> bool {
             .unwrap_or(false)
             && Command::new("taskset").arg("-V").output().is_ok()
     })
+}
+
+/// Checks that a server the harness started runs on core 1, away from the client: the
+/// harness once started them all on the client's core without noticing.
+fn assert_on_server_core(pid: u32) {
+    if !two_cores() {
+        return;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let cores = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(str::trim);
+    // Unreadable (no /proc): nothing to check.
+    if let Some(cores) = cores {
+        assert_eq!(cores, "1", "server {pid} should run on core 1 only");
+    }
 }
 
 /// utime + stime of a process, from /proc (clock ticks of 10 ms).
@@ -622,6 +641,7 @@ impl RedisProc {
         };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                assert_on_server_core(me.child.id());
                 return me;
             }
             std::thread::yield_now();
