@@ -43,13 +43,7 @@ struct SandboxProc {
 
 impl SandboxProc {
     fn start(config: Option<&str>) -> Self {
-        let mut cmd = if two_cores() {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "1", env!("CARGO_BIN_EXE_wa-verify")]);
-            c
-        } else {
-            Command::new(env!("CARGO_BIN_EXE_wa-verify"))
-        };
+        let mut cmd = on_server_core(env!("CARGO_BIN_EXE_wa-verify"));
         cmd.args(["sandbox", "--listen", "127.0.0.1:0"]);
         let path = config.map(|text| {
             let path =
@@ -60,46 +54,23 @@ impl SandboxProc {
             cmd.arg("--config").arg(&path);
             path
         });
-        let mut child = cmd
+        let child = cmd
             .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("the wa-verify binary runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let server = Self::listening(child);
         if let Some(p) = path {
             let _ = std::fs::remove_file(p);
         }
-        let base = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            base.starts_with("http://127.0.0.1:"),
-            "sandbox said {line:?}"
-        );
-        assert_on_server_core(child.id());
-        Self { child, base }
+        server
     }
 
-    /// A minimal hyper server (this binary run with `--minimal-server`): no sandbox logic,
-    /// just `{"success":true}` with a trace header, so the client is the bottleneck.
-    fn minimal() -> Self {
-        let exe = std::env::current_exe().expect("the bench binary's path");
-        let mut cmd = if two_cores() {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg("1").arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let mut child = cmd
-            .arg("--minimal-server")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the bench binary runs as a server");
+    /// Waits for a server's first line, "... listening on http://127.0.0.1:PORT", and checks
+    /// that it runs away from the client.
+    fn listening(mut child: Child) -> Self {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -111,6 +82,19 @@ impl SandboxProc {
         );
         assert_on_server_core(child.id());
         Self { child, base }
+    }
+
+    /// A minimal hyper server (this binary run with `--minimal-server`): no sandbox logic,
+    /// just `{"success":true}` with a trace header, so the client is the bottleneck.
+    fn minimal() -> Self {
+        let exe = std::env::current_exe().expect("the bench binary's path");
+        let child = on_server_core(exe)
+            .arg("--minimal-server")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bench binary runs as a server");
+        Self::listening(child)
     }
 
     /// The sandbox process's CPU time so far.
@@ -137,6 +121,17 @@ fn two_cores() -> bool {
             .unwrap_or(false)
             && Command::new("taskset").arg("-V").output().is_ok()
     })
+}
+
+/// A command running `program` on core 1, away from the client, when there are two cores.
+fn on_server_core(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if two_cores() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
 }
 
 /// Checks that a server the harness started runs on core 1, away from the client: the
@@ -613,14 +608,7 @@ impl RedisProc {
             .unwrap()
             .port();
         // Pinned beside the sandbox, away from the client's core.
-        let mut cmd = if two_cores() {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "1", "redis-server"]);
-            c
-        } else {
-            Command::new("redis-server")
-        };
-        let child = cmd
+        let child = on_server_core("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
