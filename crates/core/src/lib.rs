@@ -138,6 +138,7 @@ pub mod dedup;
 pub mod duration;
 mod error;
 pub mod graph;
+pub mod metrics;
 mod meta;
 pub mod onboarding;
 mod operation;

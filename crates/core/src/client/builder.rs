@@ -13,6 +13,7 @@ use crate::config::StackConfig;
 use crate::dedup::{DedupLayer, DedupStore};
 use crate::error::Error;
 use crate::graph::{BaseUrl, Encoding, GraphLayer};
+use crate::metrics::Metrics;
 use crate::operation::ApiVersion;
 use crate::retry::{RetryLayer, RetryPolicy};
 use crate::tenant::{TenantLayer, TenantTokens, Tenants};
@@ -27,6 +28,7 @@ pub struct ClientBuilder {
     auth: Option<AuthLayer>,
     policy: Option<RetryPolicy>,
     provider: Option<Arc<rustls::crypto::CryptoProvider>>,
+    metrics: Metrics,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -88,6 +90,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Records the stack's metrics in `meter` (see [`metrics`](crate::metrics)).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn meter(self, meter: &opentelemetry::metrics::Meter) -> Self {
+        self.metrics(Metrics::new(meter))
+    }
+
+    /// Records the stack's metrics in `metrics` (shared with other clients, or made with
+    /// [`Metrics::new`]).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// A hand-made retry policy, instead of the one `config.retry` describes.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
@@ -139,19 +155,23 @@ impl ClientBuilder {
                 .policy(c.timeouts.deadline)?
                 .throttle_wait(c.rate_limit.learned_cooldown()),
         };
-        let rate_limit = c.rate_limit.layer()?;
+        let m = &self.metrics;
+        let mut rate_limit = c.rate_limit.layer()?;
+        if m.enabled() {
+            rate_limit = rate_limit.metrics(m.clone());
+        }
         let (store, stats) = (rate_limit.store().clone(), rate_limit.stats().clone());
         let dedup = DedupStore::beside(&store, c.dedup.clone());
         // The whole order, in one place, outermost first: the crate docs' diagram.
         let stack = ServiceBuilder::new()
-            .layer(c.trace.layer(c.api_version))
+            .layer(c.trace.layer(c.api_version).metrics(m.clone()))
             .layer(TenantLayer::new(tenants))
             .layer(c.timeouts.deadline_layer())
             .layer(DedupLayer::new(dedup.clone()))
             .layer(RetryLayer::new(policy))
             .layer(rate_limit)
             .layer(c.timeouts.attempt_layer())
-            .layer(graph_layer(c)?)
+            .layer(graph_layer(c)?.metrics(m.clone()))
             .layer(auth)
             .service(http);
         Ok(Client {

@@ -37,6 +37,11 @@ impl BaseUrl {
         &self.text
     }
 
+    /// The host alone (no user info, no port): OpenTelemetry's `server.address`.
+    pub fn host(&self) -> &str {
+        self.authority.host()
+    }
+
     /// `{base}/{version}/{id}/{name}` as a `Uri`, without parsing the base again.
     pub(crate) fn join(
         &self,

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::meta::ResponseMeta;
 use crate::operation::{Progress, Succeeded};
 use crate::response::Response;
+use super::service::AttemptMeasure;
 
 pin_project! {
     /// Sends the request, reads the answer with a size cap and decodes it.
@@ -28,6 +29,7 @@ pin_project! {
         // Counts an attempt that failed before its request was written (a sending call's
         // dedup leader needs to know).
         progress: Option<Arc<Progress>>,
+        measure: Option<AttemptMeasure>,
         _output: PhantomData<fn() -> T>,
     }
 }
@@ -48,12 +50,19 @@ pin_project! {
 }
 
 impl<F, B, T> ResponseFuture<F, B, T> {
-    pub(crate) fn new(fut: F, limit: usize, span: Span, progress: Option<Arc<Progress>>) -> Self {
+    pub(crate) fn new(
+        fut: F,
+        limit: usize,
+        span: Span,
+        progress: Option<Arc<Progress>>,
+        measure: Option<AttemptMeasure>,
+    ) -> Self {
         Self {
             state: State::Calling { fut },
             limit,
             span,
             progress,
+            measure,
             _output: PhantomData,
         }
     }
@@ -64,6 +73,7 @@ impl<F, B, T> ResponseFuture<F, B, T> {
             limit: 0,
             span: Span::none(),
             progress: None,
+            measure: None,
             _output: PhantomData,
         }
     }
@@ -86,7 +96,24 @@ where
 {
     type Output = Result<Response<T>, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = ready!(self.as_mut().poll_answer(cx));
+        if let Some(m) = self.project().measure.take() {
+            m.record(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F, E, B, T> ResponseFuture<F, B, T>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+    E: Into<Error>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: DeserializeOwned + Succeeded,
+{
+    fn poll_answer(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Response<T>, Error>> {
         let mut this = self.project();
         let _entered = this.span.enter();
         loop {

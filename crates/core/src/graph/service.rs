@@ -14,6 +14,7 @@ use super::encode::{encode, encode_query, Encoding};
 use super::future::ResponseFuture;
 use super::{RequestBody, DEFAULT_BODY_LIMIT};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::operation::{ApiVersion, Operation};
 
 #[derive(Clone, Debug)]
@@ -23,6 +24,9 @@ struct Settings {
     encoding: Encoding,
     user_agent: HeaderValue,
     body_limit: usize,
+    metrics: Metrics,
+    /// The base URL's host, OpenTelemetry's `server.address`.
+    server: Arc<str>,
 }
 
 /// Applies the [`Graph`] boundary to an HTTP service. See the [module docs](super) for an example.
@@ -37,7 +41,6 @@ impl GraphLayer {
     pub fn new(base_url: BaseUrl) -> Self {
         Self {
             settings: Arc::new(Settings {
-                base_url,
                 api_version: ApiVersion::default(),
                 encoding: Encoding::default(),
                 user_agent: HeaderValue::from_static(concat!(
@@ -45,6 +48,9 @@ impl GraphLayer {
                     env!("CARGO_PKG_VERSION")
                 )),
                 body_limit: DEFAULT_BODY_LIMIT,
+                metrics: Metrics::default(),
+                server: Arc::from(base_url.host()),
+                base_url,
             }),
         }
     }
@@ -70,6 +76,13 @@ impl GraphLayer {
     #[must_use]
     pub fn user_agent(self, user_agent: HeaderValue) -> Self {
         self.with(|s| s.user_agent = user_agent)
+    }
+
+    /// Records each attempt in `metrics` (OpenTelemetry's `http.client.request.duration`)
+    /// and counts Meta's throttling answers.
+    #[must_use]
+    pub fn metrics(self, metrics: Metrics) -> Self {
+        self.with(|s| s.metrics = metrics)
     }
 
     /// The largest answer body read; larger ones are a `protocol` error.
@@ -171,10 +184,35 @@ where
                 if let Some(p) = &progress {
                     p.handed();
                 }
+                let s = &*self.settings;
+                let measure = s.metrics.start().map(|start| AttemptMeasure {
+                    settings: self.settings.clone(),
+                    start,
+                    method: Metrics::method_name(req.method()),
+                });
                 let fut = span.in_scope(|| self.inner.call(req));
-                ResponseFuture::new(fut, self.settings.body_limit, span, progress)
+                ResponseFuture::new(fut, s.body_limit, span, progress, measure)
             }
             Err(e) => ResponseFuture::failed(e),
         }
+    }
+}
+
+/// What an attempt's metrics need when it ends (only with metrics on).
+pub(crate) struct AttemptMeasure {
+    settings: Arc<Settings>,
+    start: std::time::Instant,
+    method: &'static str,
+}
+
+impl AttemptMeasure {
+    pub(crate) fn record<T>(self, result: &Result<crate::Response<T>, Error>) {
+        let s = &*self.settings;
+        let result = match result {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) => Err(e),
+        };
+        s.metrics
+            .attempt(Some(self.start), self.method, &s.server, result);
     }
 }

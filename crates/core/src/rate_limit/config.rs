@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::cooldowns::Cooldowns;
-use super::limits::{window_or_off, Limits, WindowLimit, DEFAULT_COOLDOWN};
+use super::limits::{window_or_off, LimitMode, Limits, WindowLimit, DEFAULT_COOLDOWN};
 use super::quota::Quota;
 use super::service::RateLimitLayer;
 use super::store::{AnyStore, MemoryStore, StoreConfig, StoreKind};
@@ -55,6 +55,11 @@ pub struct RateLimitConfig {
     pub max_cooldown: Duration,
     /// Where the state lives: this process (default) or Redis.
     pub store: StoreConfig,
+    /// `"enforce"` (default) or `"shadow"`: in shadow mode the quotas (`per_number`,
+    /// `verify_per_number`, `per_waba`, `global`) refuse nothing and count what they
+    /// would have refused (`wa_verify.limiter.shadow_refusals`); cooldowns, the
+    /// registration budget and the wrong-code guard stay enforced.
+    pub mode: LimitMode,
 }
 
 impl Default for RateLimitConfig {
@@ -74,6 +79,7 @@ impl Default for RateLimitConfig {
             cooldowns: Cooldowns::default(),
             max_cooldown: limits.max_cooldown,
             store: StoreConfig::default(),
+            mode: LimitMode::Enforce,
         }
     }
 }
@@ -90,6 +96,7 @@ impl RateLimitConfig {
         limits.registration = self.registration;
         limits.wrong_codes = self.wrong_codes;
         limits.max_cooldown = self.store.max_cooldown.unwrap_or(self.max_cooldown);
+        limits.mode = self.mode;
         limits
     }
 

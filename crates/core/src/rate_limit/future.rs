@@ -25,6 +25,7 @@ pub(crate) struct Learn<St> {
     pub(crate) class: QuotaClass,
     pub(crate) cooldowns: Option<std::sync::Arc<super::cooldowns::Cooldowns>>,
     pub(crate) waba: Option<u64>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 pin_project! {
@@ -136,7 +137,7 @@ where
             Admission::Wait { wait, scope } => {
                 let now = Instant::now();
                 if now + wait > self.until || self.checks >= MAX_CHECKS {
-                    self.stats.refused();
+                    self.stats.refused(scope);
                     tracing::debug!(
                         scope = scope.as_str(),
                         retry_after_ms = wait.as_millis() as u64,
@@ -148,7 +149,7 @@ where
                     ))
                 } else {
                     if self.checks == 1 {
-                        self.stats.waited();
+                        self.stats.waited(scope);
                     }
                     tracing::debug!(
                         scope = scope.as_str(),
@@ -201,6 +202,13 @@ where
                         return Poll::Ready(Err(error));
                     };
                     tracing::debug!(?lesson, class = l.class.as_str(), "learned from the answer");
+                    match lesson {
+                        super::Lesson::Throttled { app_wide, .. } => l
+                            .metrics
+                            .cooldown_started(if app_wide { "app" } else { "number" }),
+                        super::Lesson::WabaThrottled { .. } => l.metrics.cooldown_started("waba"),
+                        _ => {}
+                    }
                     State::Learning {
                         fut: l.store.learn(l.key, l.class, lesson),
                         error: Some(error),

@@ -161,6 +161,24 @@ pub struct Limits {
     /// The longest cooldown recorded, whatever Meta's hint says (registration cooldowns
     /// are never shorter than Meta's 72-hour block).
     pub max_cooldown: Duration,
+    /// `enforce` (default) or `shadow`: the quotas (per number, per WABA, global) count
+    /// what they would refuse and refuse none of it.
+    pub mode: LimitMode,
+}
+
+/// Whether the configured quotas refuse calls, or only count what they would refuse.
+///
+/// In `shadow` mode what protects the number from Meta stays enforced: learned cooldowns
+/// (the 133016 block among them), the registration budget and the wrong-code guard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitMode {
+    /// Quotas refuse (or make wait) what they do not allow.
+    #[default]
+    Enforce,
+    /// Quotas let everything through; what they would have refused is counted (see
+    /// [`StoreTallies`](super::StoreTallies)).
+    Shadow,
 }
 
 impl Default for Limits {
@@ -181,6 +199,7 @@ impl Default for Limits {
                 window: Duration::from_secs(600),
             }),
             max_cooldown: Duration::from_secs(72 * 3600),
+            mode: LimitMode::Enforce,
         }
     }
 }

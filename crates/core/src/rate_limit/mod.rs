@@ -53,16 +53,16 @@ mod store;
 
 pub use self::config::RateLimitConfig;
 pub use self::cooldowns::Cooldowns;
-pub use self::limits::{Limits, WindowLimit, DEFAULT_COOLDOWN, MAX_QUOTAS, MAX_SPAN};
+pub use self::limits::{LimitMode, Limits, WindowLimit, DEFAULT_COOLDOWN, MAX_QUOTAS, MAX_SPAN};
 pub use self::quota::{Quota, Rate};
-pub use self::service::{RateLimit, RateLimitLayer};
+pub use self::service::{AsStore, RateLimit, RateLimitLayer};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::store::redis;
 pub use self::store::{
     Acquire, Admission, AnyFuture, AnyLearnFuture, AnyStore, HeldCooldown, Lesson, MemoryStore,
     NumberLimits, OnStoreError, QuotaClass, RateLimitStore, RedisUrl, Scope, StoreConfig,
-    StoreKind,
+    StoreKind, StoreTallies,
 };
 pub use crate::error::GraphCode;
 
@@ -76,6 +76,7 @@ use crate::operation::Operation;
 pub struct RateLimitStats {
     waits: std::sync::atomic::AtomicU64,
     refusals: std::sync::atomic::AtomicU64,
+    metrics: crate::metrics::Metrics,
 }
 
 impl RateLimitStats {
@@ -89,14 +90,16 @@ impl RateLimitStats {
         self.refusals.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub(crate) fn waited(&self) {
+    pub(crate) fn waited(&self, scope: Scope) {
         self.waits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.limiter(scope, false);
     }
 
-    pub(crate) fn refused(&self) {
+    pub(crate) fn refused(&self, scope: Scope) {
         self.refusals
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.limiter(scope, true);
     }
 }
 

@@ -12,6 +12,8 @@ use super::store::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
 use crate::error::Error;
+use crate::metrics::Metrics;
+use super::store::AnyStore;
 use crate::timeout::CarriesDeadline;
 
 /// Applies [`RateLimit`]. See the [module docs](super) for an example.
@@ -22,6 +24,7 @@ pub struct RateLimitLayer<St = MemoryStore> {
     // `None`: do not learn from answers.
     cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
+    metrics: Metrics,
 }
 
 impl<St> RateLimitLayer<St> {
@@ -32,12 +35,30 @@ impl<St> RateLimitLayer<St> {
             max_wait: Duration::ZERO,
             cooldowns: Some(Arc::default()),
             stats: Arc::default(),
+            metrics: Metrics::default(),
         }
     }
 
     /// What every service this layer built did: waits and local refusals.
     pub fn stats(&self) -> &Arc<RateLimitStats> {
         &self.stats
+    }
+
+    /// Records refusals, waits and learned cooldowns in `metrics`, and what the store
+    /// knows when a reader collects (see [`metrics`](crate::metrics)). Counts start
+    /// afresh for the services built after this.
+    #[must_use]
+    pub fn metrics(mut self, metrics: Metrics) -> Self
+    where
+        St: AsStore,
+    {
+        metrics.observe_store(&self.store.to_any());
+        self.stats = Arc::new(RateLimitStats {
+            metrics: metrics.clone(),
+            ..RateLimitStats::default()
+        });
+        self.metrics = metrics;
+        self
     }
 
     /// How long a number cools down after a throttle that gave no hint and whose code
@@ -92,6 +113,7 @@ impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
             max_wait: self.max_wait,
             cooldowns: self.cooldowns.clone(),
             stats: self.stats.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -104,6 +126,7 @@ pub struct RateLimit<S, St = MemoryStore> {
     max_wait: Duration,
     cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
+    metrics: Metrics,
 }
 
 impl<S, St> RateLimit<S, St> {
@@ -140,6 +163,7 @@ where
             class,
             cooldowns: self.cooldowns.clone(),
             waba,
+            metrics: self.metrics.clone(),
         };
         match self.store.acquire_in(key, waba, class) {
             // The hot path: a slot now, call the instance that was polled ready.
@@ -160,5 +184,30 @@ where
                 ResponseFuture::pending(acquire, ready, req, learn, until, stats)
             }
         }
+    }
+}
+
+/// A store whose state the metrics can read when a reader collects.
+pub trait AsStore {
+    /// The store as an [`AnyStore`] (a clone sharing its state).
+    fn to_any(&self) -> AnyStore;
+}
+
+impl AsStore for AnyStore {
+    fn to_any(&self) -> AnyStore {
+        self.clone()
+    }
+}
+
+impl AsStore for MemoryStore {
+    fn to_any(&self) -> AnyStore {
+        self.clone().into()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl AsStore for super::redis::RedisStore {
+    fn to_any(&self) -> AnyStore {
+        AnyStore::Redis(self.clone())
     }
 }

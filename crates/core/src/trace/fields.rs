@@ -3,7 +3,9 @@
 use tracing::field::Empty;
 use tracing::Span;
 
+use crate::dedup::Deduplicated;
 use crate::error::Error;
+use crate::metrics::CallSummary;
 use crate::operation::{ApiVersion, Attempt, Operation};
 use crate::response::Response;
 
@@ -100,9 +102,30 @@ pub fn call_span<O: Operation>(op: &O, version: Option<ApiVersion>) -> Span {
 pub trait RecordOutcome {
     /// Records the fields this outcome knows.
     fn record(&self, span: &Span);
+
+    /// What the metrics count of this outcome (nothing by default).
+    fn summary(&self) -> CallSummary {
+        CallSummary::default()
+    }
 }
 
 impl<T> RecordOutcome for Response<T> {
+    fn summary(&self) -> CallSummary {
+        let dedup = match self.deduplicated() {
+            Deduplicated::No => None,
+            Deduplicated::Shared => Some("shared"),
+            Deduplicated::AlreadySent(_) => Some("already_sent"),
+            Deduplicated::Replayed => Some("replayed"),
+        };
+        CallSummary {
+            outcome: "success",
+            attempts: self.attempts(),
+            dedup,
+            code_sent: dedup.is_none(),
+            wrong_code: false,
+        }
+    }
+
     fn record(&self, span: &Span) {
         span.record(OUTCOME, "success");
         span.record(ATTEMPTS, self.attempts());
@@ -114,6 +137,25 @@ impl<T> RecordOutcome for Response<T> {
 }
 
 impl RecordOutcome for Error {
+    fn summary(&self) -> CallSummary {
+        let dedup = if self.is_shared() {
+            Some("shared")
+        } else if self.is_replayed() {
+            Some("replayed")
+        } else {
+            None
+        };
+        CallSummary {
+            outcome: self.kind().as_str(),
+            attempts: self.attempts(),
+            dedup,
+            code_sent: false,
+            wrong_code: dedup.is_none()
+                && self.is_answer()
+                && self.meaning() == Some(crate::error::Meaning::WrongCode),
+        }
+    }
+
     fn record(&self, span: &Span) {
         span.record(OUTCOME, self.kind().as_str());
         span.record(ERROR_TYPE, self.kind().as_str());

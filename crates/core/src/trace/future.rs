@@ -9,6 +9,8 @@ use pin_project_lite::pin_project;
 use tracing::Span;
 
 use super::fields::RecordOutcome;
+use crate::metrics::Metrics;
+use std::time::Instant;
 
 pin_project! {
     /// Polls the call inside its span and records the outcome when it completes.
@@ -16,12 +18,25 @@ pin_project! {
         #[pin]
         inner: F,
         span: Span,
+        measure: Option<Measure>,
     }
 }
 
+/// What the call's metrics need when it ends (only with metrics on).
+pub(crate) struct Measure {
+    pub(crate) metrics: Metrics,
+    pub(crate) start: Instant,
+    pub(crate) operation: &'static str,
+    pub(crate) code_method: Option<&'static str>,
+}
+
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, span: Span) -> Self {
-        Self { inner, span }
+    pub(crate) fn new(inner: F, span: Span, measure: Option<Measure>) -> Self {
+        Self {
+            inner,
+            span,
+            measure,
+        }
     }
 }
 
@@ -49,6 +64,16 @@ where
                 Ok(r) => r.record(this.span),
                 Err(e) => e.record(this.span),
             }
+        }
+        if let Some(m) = this.measure.take() {
+            let mut summary = match &result {
+                Ok(r) => r.summary(),
+                Err(e) => e.summary(),
+            };
+            // Only a request_code sends a code.
+            summary.code_sent &= m.code_method.is_some();
+            m.metrics
+                .call(Some(m.start), m.operation, m.code_method, summary);
         }
         Poll::Ready(result)
     }

@@ -41,13 +41,15 @@ use tower::{Layer, Service};
 
 use self::fields::RecordOutcome;
 use self::future::ResponseFuture;
+use crate::metrics::Metrics;
 use crate::operation::{ApiVersion, Operation};
 
 /// Applies [`Trace`]. See the [module docs](self) for an example.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TraceLayer {
     api_version: Option<ApiVersion>,
     enabled: bool,
+    metrics: Metrics,
 }
 
 impl Default for TraceLayer {
@@ -55,6 +57,7 @@ impl Default for TraceLayer {
         Self {
             api_version: None,
             enabled: true,
+            metrics: Metrics::default(),
         }
     }
 }
@@ -69,6 +72,14 @@ impl TraceLayer {
     #[must_use]
     pub fn enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
+        self
+    }
+
+    /// Also records each call's duration, attempts and outcome, and the codes it sent,
+    /// in `metrics` (see [`metrics`](crate::metrics)).
+    #[must_use]
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -88,6 +99,7 @@ impl<S> Layer<S> for TraceLayer {
             inner,
             api_version: self.api_version,
             enabled: self.enabled,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -98,6 +110,7 @@ pub struct Trace<S> {
     inner: S,
     api_version: Option<ApiVersion>,
     enabled: bool,
+    metrics: Metrics,
 }
 
 impl<S> Trace<S> {
@@ -130,6 +143,7 @@ where
     }
 
     fn call(&mut self, op: O) -> Self::Future {
+        let (op_name, code_method) = (op.name(), op.code_method().map(|m| m.as_str()));
         let span = if self.enabled {
             fields::call_span(&op, self.api_version)
         } else {
@@ -139,6 +153,12 @@ where
             let _entered = span.enter();
             self.inner.call(op)
         };
-        ResponseFuture::new(fut, span)
+        let measure = self.metrics.start().map(|start| future::Measure {
+            metrics: self.metrics.clone(),
+            start,
+            operation: op_name,
+            code_method,
+        });
+        ResponseFuture::new(fut, span, measure)
     }
 }

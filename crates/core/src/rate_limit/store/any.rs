@@ -28,6 +28,12 @@ impl AnyStore {
         }
     }
 
+    /// What the store counted of its decisions (the Redis store keeps them with its
+    /// fallback's, in this process).
+    pub fn tallies(&self) -> &super::StoreTallies {
+        self.memory().tallies()
+    }
+
     /// What the store holds for `number` (see [`MemoryStore::inspect`]).
     ///
     /// # Errors

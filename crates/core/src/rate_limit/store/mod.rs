@@ -8,6 +8,7 @@ mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod redis_url;
+mod tallies;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub use self::config::{OnStoreError, StoreConfig, StoreKind};
 pub use self::inspect::{HeldCooldown, NumberLimits};
 pub use self::memory::MemoryStore;
 pub use self::redis_url::RedisUrl;
+pub use self::tallies::StoreTallies;
+pub(crate) use self::tallies::NEAR_LIMIT;
 pub use crate::operation::QuotaClass;
 
 /// The answer of a store for one call.

@@ -34,9 +34,11 @@ use self::gcra::{decide, Gcra, LentState, TokioClock};
 use self::numbers::Numbers;
 use self::waba::{Decision, Wabas};
 use crate::operation::NumberHasher;
-use crate::rate_limit::limits::{Limits, MAX_QUOTAS};
+use crate::rate_limit::limits::{LimitMode, Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
-use crate::rate_limit::store::{Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope};
+use crate::rate_limit::store::{
+    Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope, StoreTallies, NEAR_LIMIT,
+};
 
 // ===== MemoryStore =====
 
@@ -79,6 +81,17 @@ struct Inner {
     app_cooldown: [AtomicU64; 4],
     /// Each WhatsApp Business Account's quotas and cooldowns; locked after `extras`.
     wabas: Wabas,
+    /// How far ahead of now each quota's state is when the quota is 80% used (ns), in
+    /// `quotas`' order, then the global quota's.
+    near: Vec<u64>,
+    global_near: u64,
+    tallies: StoreTallies,
+}
+
+/// The state ahead of now (ns) from which `q` counts as nearly used up.
+fn near_ns(q: &Quota) -> u64 {
+    let span = q.rate.interval().saturating_mul(q.burst().get());
+    (nanos(span) as f64 * NEAR_LIMIT) as u64
 }
 
 /// What few numbers hold: cooldowns, wrong codes, registrations. Kept apart, so the
@@ -148,6 +161,13 @@ impl MemoryStore {
         let skew = clock.now().as_u64();
         let numbers = Numbers::new(quotas.len());
         let limits_per_waba = limits.per_waba.clone();
+        let near = limits
+            .per_number
+            .iter()
+            .chain(&limits.verify_per_number)
+            .map(near_ns)
+            .collect();
+        let global_near = limits.global.as_ref().map_or(u64::MAX, near_ns);
         let clock_for_wabas = clock.clone();
         Self {
             inner: Arc::new(Inner {
@@ -166,6 +186,9 @@ impl MemoryStore {
                 extras_held: AtomicBool::new(false),
                 app_cooldown: Default::default(),
                 wabas: Wabas::new(&limits_per_waba, &clock_for_wabas),
+                near,
+                global_near,
+                tallies: StoreTallies::default(),
             }),
         }
     }
@@ -185,6 +208,29 @@ impl MemoryStore {
             .filter(|e| !i.numbers.contains(*e.key()))
             .count();
         i.numbers.len() + only_extra
+    }
+
+    /// What it counted of its decisions: refusals let through in shadow mode, calls near
+    /// a quota's limit.
+    pub fn tallies(&self) -> &StoreTallies {
+        &self.inner.tallies
+    }
+
+    /// How many cooldowns (of numbers, per class of call, and of the app) have not ended.
+    pub fn active_cooldowns(&self) -> usize {
+        let i = &*self.inner;
+        let now = self.now();
+        let numbers: usize = i
+            .extras
+            .iter()
+            .map(|e| e.cooldowns.iter().filter(|c| c.until > now).count())
+            .sum();
+        let app = i
+            .app_cooldown
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed) > now)
+            .count();
+        numbers + app + i.wabas.active_cooldowns(now)
     }
 
     /// The cooldown left for a class of calls to a WhatsApp Business Account, if any.
@@ -225,7 +271,13 @@ impl MemoryStore {
             if app > now {
                 return wait(now, app, Scope::Cooldown);
             }
-            return self.take_global();
+            return match self.take_global() {
+                Admission::Wait { scope, .. } if i.limits.mode == LimitMode::Shadow => {
+                    i.tallies.shadowed(scope);
+                    Admission::Go
+                }
+                a => a,
+            };
         };
         let (start, count) = match class {
             QuotaClass::RequestCode => i.request_code,
@@ -336,13 +388,35 @@ impl MemoryStore {
                 longest(w, Scope::Global);
             }
         }
+        let refusal = match refusal {
+            Some(r) => Some(r),
+            None => match self.take_global() {
+                Admission::Wait { wait, scope } => Some((wait, scope)),
+                Admission::Go => None,
+            },
+        };
         if let Some((wait, scope)) = refusal {
-            return Admission::Wait { wait, scope };
-        }
-        if let Admission::Wait { wait, scope } = self.take_global() {
-            return Admission::Wait { wait, scope };
+            if i.limits.mode == LimitMode::Enforce {
+                return Admission::Wait { wait, scope };
+            }
+            // Shadow mode: the call goes, having taken no quota's slot (as an enforced
+            // refusal takes none, so the quotas' state stays what enforcing would make
+            // it); what protects the number from Meta still counts it.
+            i.tallies.shadowed(scope);
+            if let (true, Some(e)) = (budgeted, extra.as_deref_mut()) {
+                e.registrations.push_back(now);
+            }
+            return Admission::Go;
         }
         if let Some(tats) = tats {
+            let ahead = now.saturating_sub(i.skew);
+            if quotas
+                .clone()
+                .enumerate()
+                .any(|(n, idx)| proposed.get(n).is_some_and(|&p| p.saturating_sub(ahead) >= i.near[idx]))
+            {
+                i.tallies.near(Scope::Number);
+            }
             for (n, idx) in quotas.enumerate() {
                 tats[idx] = match proposed.get(n) {
                     Some(&next) => next,
@@ -384,7 +458,13 @@ impl MemoryStore {
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
-                    Ok(_) => return Admission::Go,
+                    Ok(_) => {
+                        if next.saturating_sub(self.now().saturating_sub(i.skew)) >= i.global_near
+                        {
+                            i.tallies.near(Scope::Global);
+                        }
+                        return Admission::Go;
+                    }
                     Err(actual) => current = actual,
                 },
             }

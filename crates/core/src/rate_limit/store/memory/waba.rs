@@ -68,6 +68,14 @@ impl Wabas {
         }
     }
 
+    /// How many WABA cooldowns (per class of call) have not ended at `now`.
+    pub(super) fn active_cooldowns(&self, now: u64) -> usize {
+        self.map
+            .iter()
+            .map(|w| w.cooldowns.iter().filter(|c| c.until > now).count())
+            .sum()
+    }
+
     fn state(&self) -> WabaState {
         WabaState {
             tats: vec![0; self.quotas.len()].into(),

@@ -38,6 +38,8 @@ for s = 1, tonumber(ARGV[p]) do
   shapes[s] = sh
 end
 p = p + 1
+-- The last argument: 1 in shadow mode.
+local shadow = tonumber(ARGV[#ARGV]) == 1
 -- Quota j of a check: its per-number ones (keys from k on), the global ones, then its
 -- WABA's (keys from wk on).
 local function quota_of(sh, k, nl, wk, j)
@@ -72,26 +74,33 @@ for c = 1, tonumber(ARGV[p]) do
       wait, scope = tonumber(oldest[2]) + sh.reg_window - now, 5
     end
   end
-  -- Every quota decides before any state changes; the longest wait binds.
+  -- Every quota decides before any state changes; the longest wait binds. In shadow
+  -- mode a quota's refusal is only reported: the call goes, taking no quota's slot.
+  local shadowed, near = 0, 0
   if scope == 0 then
     for j = 1, nall do
       local key, q = quota_of(sh, k, nl, wk, j)
       local allow_at = math.max(val[key], now) - tolerance[q]
       if allow_at - now > wait then wait, scope = allow_at - now, qscope[q] end
     end
+    if scope ~= 0 and shadow then shadowed, scope, wait = scope, 0, 0 end
   end
   if scope == 0 then
-    for j = 1, nall do
+    for j = 1, shadowed == 0 and nall or 0 do
       local key, q = quota_of(sh, k, nl, wk, j)
       val[key] = math.max(val[key], now) + interval[q]
       if val[key] >= EXACT then return redis.error_reply('wa-verify: state out of range') end
       dirty[key] = true
+      -- 80% of the burst used (interval + tolerance is interval x burst).
+      if near == 0 and (val[key] - now) * 5 >= (interval[q] + tolerance[q]) * 4 then
+        near = qscope[q]
+      end
     end
     if reg_k then
       redis.call('ZADD', reg_k, now, now .. ':' .. math.random(1000000))
       redis.call('PEXPIRE', reg_k, math.floor(sh.reg_window / 1000) + 1)
     end
-    out[c] = 0
+    out[c] = -(near * 8 + shadowed)
   else
     if wait * 8 + scope >= EXACT then return redis.error_reply('wa-verify: wait out of range') end
     out[c] = wait * 8 + scope

@@ -10,7 +10,8 @@ use super::keys::{Key, Keys, Number};
 use super::probe::why;
 use super::state::{micros, Inner};
 use crate::rate_limit::quota::Quota;
-use crate::rate_limit::store::{Admission, QuotaClass, Scope};
+use crate::rate_limit::limits::LimitMode;
+use crate::rate_limit::store::{Admission, QuotaClass, Scope, StoreTallies};
 
 // Scopes as the script returns them.
 pub(super) const S_NUMBER: i64 = 1;
@@ -38,9 +39,11 @@ const IN_FLIGHT: usize = 2;
 /// - the check count, then per check: its shape and its first key. A check's own keys
 ///   follow one another: cooldown, wrong codes (if counted), registration log (if
 ///   budgeted), one per per-number quota, then (with a WABA) the WABA's cooldown and one
-///   per per-WABA quota.
+///   per per-WABA quota;
+/// - last, 1 in shadow mode (quotas report their refusals and refuse nothing), else 0.
 ///
-/// Returns one integer per check, in order: 0 to go, else wait µs × 8 + scope.
+/// Returns one integer per check, in order: wait µs × 8 + scope; or, to go, 0 or
+/// −(near-limit scope × 8 + shadowed scope).
 pub(super) const ACQUIRE: &str = include_str!("acquire.lua");
 
 /// One call waiting for its batch.
@@ -149,26 +152,39 @@ async fn run_batch(inner: Arc<Inner>, mut checks: Vec<Check>, _slot: OwnedSemaph
         return;
     }
     for (c, a) in checks.into_iter().zip(answers) {
-        let _ = c.reply.send(Some(admission(a)));
+        let _ = c.reply.send(Some(admission(a, inner.fallback.tallies())));
     }
 }
 
-/// A check's answer from the script: 0 to go, else wait µs × 8 + scope.
-pub(super) fn admission(answer: i64) -> Admission {
+/// A check's answer from the script: wait µs × 8 + scope, or, to go, 0 or
+/// −(near-limit scope × 8 + shadowed scope), which `tallies` counts.
+pub(super) fn admission(answer: i64, tallies: &StoreTallies) -> Admission {
     if answer <= 0 {
+        let (near, shadowed) = (-answer / 8, -answer % 8);
+        if near > 0 {
+            tallies.near(scope(near));
+        }
+        if shadowed > 0 {
+            tallies.shadowed(scope(shadowed));
+        }
         return Admission::Go;
     }
     Admission::Wait {
         wait: Duration::from_micros((answer / 8) as u64),
-        scope: match answer % 8 {
-            S_NUMBER => Scope::Number,
-            S_GLOBAL => Scope::Global,
-            S_COOLDOWN => Scope::Cooldown,
-            S_WRONG => Scope::WrongCodes,
-            S_REGISTRATION => Scope::Registration,
-            S_WABA => Scope::Waba,
-            _ => Scope::StoreUnavailable,
-        },
+        scope: scope(answer % 8),
+    }
+}
+
+/// The scope a script's number names.
+fn scope(n: i64) -> Scope {
+    match n {
+        S_NUMBER => Scope::Number,
+        S_GLOBAL => Scope::Global,
+        S_COOLDOWN => Scope::Cooldown,
+        S_WRONG => Scope::WrongCodes,
+        S_REGISTRATION => Scope::Registration,
+        S_WABA => Scope::Waba,
+        _ => Scope::StoreUnavailable,
     }
 }
 
@@ -279,7 +295,8 @@ impl Inner {
         cmd.arg(shape_count)
             .arg(shapes)
             .arg(checks.len())
-            .arg(per_check);
+            .arg(per_check)
+            .arg(i64::from(self.limits.mode == LimitMode::Shadow));
         cmd
     }
 }
@@ -290,6 +307,8 @@ mod tests {
 
     #[test]
     fn script_answers_decode_to_admissions() {
+        let t = StoreTallies::default();
+        let admission = |a| admission(a, &t);
         assert_eq!(admission(0), Admission::Go);
         let wait = |micros: i64, scope| Admission::Wait {
             wait: Duration::from_micros(micros as u64),

@@ -1,0 +1,49 @@
+//! What a store counts of its own decisions, for metrics: the quota refusals it let
+//! through in shadow mode, and the calls that left a quota at least 80% used.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Scope;
+
+/// The quotas' scopes, in the order the tallies keep them.
+const SCOPES: [Scope; 3] = [Scope::Number, Scope::Waba, Scope::Global];
+
+/// A quota's use from which a call counts as near the limit.
+pub(crate) const NEAR_LIMIT: f64 = 0.8;
+
+/// Counts by quota scope (per number, per WABA, global), shared by every clone of a
+/// store. Updated only off the common path: a refusal, or a quota nearly used up.
+#[derive(Debug, Default)]
+pub struct StoreTallies {
+    shadow: [AtomicU64; 3],
+    near: [AtomicU64; 3],
+}
+
+fn index(scope: Scope) -> Option<usize> {
+    SCOPES.iter().position(|s| *s == scope)
+}
+
+impl StoreTallies {
+    /// Calls a quota of `scope` would have refused, let through in shadow mode.
+    pub fn shadow_refusals(&self) -> [(Scope, u64); 3] {
+        SCOPES.map(|s| (s, self.shadow[index(s).unwrap_or(0)].load(Ordering::Relaxed)))
+    }
+
+    /// Calls that left a quota of `scope` at least 80% used (one count per call, for its
+    /// most used quota's scope).
+    pub fn near_limit(&self) -> [(Scope, u64); 3] {
+        SCOPES.map(|s| (s, self.near[index(s).unwrap_or(0)].load(Ordering::Relaxed)))
+    }
+
+    pub(crate) fn shadowed(&self, scope: Scope) {
+        if let Some(i) = index(scope) {
+            self.shadow[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn near(&self, scope: Scope) {
+        if let Some(i) = index(scope) {
+            self.near[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
