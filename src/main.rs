@@ -4,6 +4,7 @@
 //! refused before a request is sent; 1 for every other failure.
 
 mod cmd;
+mod metrics;
 mod output;
 mod signals;
 

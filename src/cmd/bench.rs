@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ use wa_verify_core::{
 };
 
 use super::watch::Watched;
+use crate::metrics::Exporter;
+use wa_verify_core::metrics::Metrics;
 use super::{CommonArgs, Prepared, EXIT_FAILURE};
 use crate::output::{self, Format};
 
@@ -36,6 +39,14 @@ pub(crate) struct BenchArgs {
     /// report then counts shared, already-sent and replayed calls.
     #[arg(long)]
     dedup: bool,
+    /// Serve the run's metrics as Prometheus text at http://ADDR/metrics (loopback only;
+    /// port 0 picks one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// How long to keep serving the metrics after the run ends, so a scraper reads the
+    /// final values (default 0; Ctrl-C ends it early).
+    #[arg(long, value_name = "DUR", default_value = "0s")]
+    metrics_hold: String,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -117,10 +128,42 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return output::refused(format, &e),
     };
+    let hold = match duration::parse(&args.metrics_hold) {
+        Ok(d) => d,
+        Err(e) => {
+            let e = Error::invalid_input(format!("--metrics-hold: {e}"));
+            return output::refused(format, &e);
+        }
+    };
+    let mut exporter = args.metrics_listen.map(|_| Exporter::new());
+    let metrics = exporter
+        .as_ref()
+        .map(|e| Metrics::new(&e.meter()))
+        .unwrap_or_default();
     let dedup = args.dedup;
-    let p = match args.common.prepare_with(|c| c.dedup.enabled = dedup).await {
+    let p = match args
+        .common
+        .prepare_with(|c| c.dedup.enabled = dedup, metrics)
+        .await
+    {
         Ok(p) => p,
         Err(e) => return output::refused(format, &e),
+    };
+    // Served from before the first call, so a scraper sees the run as it goes.
+    let server = match (args.metrics_listen, exporter.as_mut()) {
+        (Some(addr), Some(exporter)) => {
+            if let Some(sb) = &p.sandbox {
+                exporter.add_sandbox(Box::new(sb.stats_reader()));
+            }
+            match crate::metrics::serve(addr, exporter.registry()).await {
+                Ok((bound, task)) => {
+                    eprintln!("wa-verify: metrics at http://{bound}/metrics");
+                    Some(task)
+                }
+                Err(why) => return output::refused(format, &Error::invalid_input(why)),
+            }
+        }
+        _ => None,
     };
     let started = Instant::now();
     let total = match drive(&p.client, &args, run_for, format == Format::Text).await {
@@ -133,10 +176,21 @@ pub(crate) async fn run(args: BenchArgs) -> u8 {
     };
     let elapsed = started.elapsed().as_secs_f64();
     let doc = report(&total, &p, &args, elapsed);
+    let code = output::report(format, &doc, || text(&doc));
+    if let Some(task) = server {
+        // The report is out; the final values stay up for the scraper.
+        if !hold.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(hold) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        task.abort();
+    }
     if let Some(sb) = p.sandbox {
         sb.shutdown().await;
     }
-    output::report(format, &doc, || text(&doc))
+    code
 }
 
 /// The numbers a run drives: generated ids, or the ones a tenants file lists.

@@ -10,6 +10,7 @@ mod status;
 mod verify_code;
 mod watch;
 
+use wa_verify_core::metrics::Metrics;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -226,13 +227,14 @@ impl CommonArgs {
 
     /// Validates everything, starts the sandbox when asked, and builds the client.
     pub(crate) async fn prepare(&self) -> Result<Prepared, Error> {
-        self.prepare_with(|_| {}).await
+        self.prepare_with(|_| {}, Metrics::default()).await
     }
 
     /// [`prepare`](Self::prepare), with a subcommand's own settings on top of the config.
     pub(crate) async fn prepare_with(
         &self,
         adjust: impl FnOnce(&mut StackConfig),
+        metrics: Metrics,
     ) -> Result<Prepared, Error> {
         let format = self.format()?;
         let mut config = self.stack_config()?;
@@ -252,7 +254,7 @@ impl CommonArgs {
         };
         let progress = std::sync::Arc::<Progress>::default();
         let transport = Watched::new(Transport::new(&config.transport)?, progress.clone());
-        let mut builder = Client::builder().config(config);
+        let mut builder = Client::builder().config(config).metrics(metrics);
         if let Some(token) = token {
             builder = builder.token(token);
         }

@@ -9,6 +9,7 @@ use wa_verify_core::config::duration;
 use wa_verify_sandbox::{Sandbox, SandboxConfig};
 
 use super::{read_token, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use crate::metrics::Exporter;
 use crate::signals::Signals;
 
 #[derive(Debug, Args)]
@@ -26,6 +27,10 @@ pub(crate) struct SandboxArgs {
     /// connections are closed (default 5s; a second signal exits at once).
     #[arg(long, value_name = "DUR")]
     shutdown_grace: Option<String>,
+    /// Serve the sandbox's own counters (answers by status and Graph code, codes sent)
+    /// as Prometheus text at http://ADDR/metrics (loopback only).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(args: SandboxArgs) -> u8 {
@@ -82,7 +87,23 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
     let say = |line: String| {
         let _ = writeln!(std::io::stdout(), "{line}");
     };
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let registry = Exporter::sandbox_only(Box::new(sandbox.stats_reader()));
+            match crate::metrics::serve(addr, registry).await {
+                Ok(served) => Some(served),
+                Err(why) => {
+                    eprintln!("error: {why}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     say(format!("wa-verify sandbox listening on {base}"));
+    if let Some((bound, _)) = &metrics {
+        say(format!("metrics at http://{bound}/metrics"));
+    }
     // Printed once, only when generated: a token the user gave is theirs to know.
     let token = if given {
         "$WHATSAPP_ACCESS_TOKEN".to_owned()
@@ -98,6 +119,9 @@ pub(crate) async fn run(args: SandboxArgs) -> u8 {
     let signal = signals.recv().await;
     // Requests in flight get the grace period; a second signal exits at once.
     signals.exit_on_next(signal);
+    if let Some((_, task)) = metrics {
+        task.abort();
+    }
     sandbox.shutdown().await;
     EXIT_OK
 }

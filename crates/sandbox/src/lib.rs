@@ -247,6 +247,13 @@ impl SandboxHandle {
         self.app.snapshot()
     }
 
+    /// A reader of [`stats`](Self::stats) that outlives the borrow of the handle (for a
+    /// metrics exporter); it reads the counts of this sandbox as long as it lives.
+    pub fn stats_reader(&self) -> impl Fn() -> Stats + Send + Sync + 'static {
+        let app = self.app.clone();
+        move || app.snapshot()
+    }
+
     /// The config it runs with.
     pub fn config(&self) -> &SandboxConfig {
         &self.app.config
