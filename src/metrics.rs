@@ -206,9 +206,15 @@ impl Collector for OtelCollector {
                 let unit = prom_unit(m.unit());
                 let help = m.description();
                 match m.data() {
-                    AggregatedMetrics::U64(d) => encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v as f64)?,
-                    AggregatedMetrics::I64(d) => encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v as f64)?,
-                    AggregatedMetrics::F64(d) => encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v)?,
+                    AggregatedMetrics::U64(d) => {
+                        encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v as f64)?
+                    }
+                    AggregatedMetrics::I64(d) => {
+                        encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v as f64)?
+                    }
+                    AggregatedMetrics::F64(d) => {
+                        encode_data(&mut encoder, &name, help, unit.as_ref(), d, |v| v)?
+                    }
                 }
             }
         }
@@ -253,12 +259,13 @@ fn encode_data<T: Copy>(
                 let l = labels(p.attributes());
                 let bounds = p.bounds().chain(std::iter::once(f64::INFINITY));
                 let buckets: Vec<(f64, u64)> = bounds.zip(p.bucket_counts()).collect();
-                e.encode_family(&l)?.encode_histogram::<Vec<(String, String)>>(
-                    f(p.sum()),
-                    p.count(),
-                    &buckets,
-                    None,
-                )?;
+                e.encode_family(&l)?
+                    .encode_histogram::<Vec<(String, String)>>(
+                        f(p.sum()),
+                        p.count(),
+                        &buckets,
+                        None,
+                    )?;
             }
         }
         // Not made by this crate's instruments.
@@ -283,10 +290,10 @@ impl Collector for SandboxCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let s = (self.0)();
         let counter = |encoder: &mut DescriptorEncoder<'_>,
-                           name: &str,
-                           help: &str,
-                           key: &str,
-                           values: &std::collections::BTreeMap<String, u64>|
+                       name: &str,
+                       help: &str,
+                       key: &str,
+                       values: &std::collections::BTreeMap<String, u64>|
          -> Result<(), fmt::Error> {
             let mut e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for (v, n) in values {

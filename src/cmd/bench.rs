@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,10 +16,10 @@ use wa_verify_core::{
 };
 
 use super::watch::Watched;
-use crate::metrics::Exporter;
-use wa_verify_core::metrics::Metrics;
 use super::{CommonArgs, Prepared, EXIT_FAILURE};
+use crate::metrics::Exporter;
 use crate::output::{self, Format};
+use wa_verify_core::metrics::Metrics;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {

@@ -10,8 +10,8 @@ mod status;
 mod verify_code;
 mod watch;
 
-use wa_verify_core::metrics::Metrics;
 use std::path::PathBuf;
+use wa_verify_core::metrics::Metrics;
 
 use clap::{Args, Parser, Subcommand};
 use tower::Service;

@@ -26,6 +26,8 @@ mod status;
 mod tenants;
 // One code per number: single flight, the live-code window, idempotency keys, the journal.
 mod dedup;
+// Metrics scraped from real bench and sandbox processes.
+mod metrics;
 // The CLI and the sandbox under hostile or careless use: JSON on every exit, signals, limits.
 mod abuse;
 // The source tree's rules: imports run one way, files of one concern stay small.

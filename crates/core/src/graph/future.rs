@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 use tracing::Span;
 
 use super::decode::decode;
+use super::service::AttemptMeasure;
 use crate::error::Error;
 use crate::meta::ResponseMeta;
 use crate::operation::{Progress, Succeeded};
 use crate::response::Response;
-use super::service::AttemptMeasure;
 
 pin_project! {
     /// Sends the request, reads the answer with a size cap and decodes it.

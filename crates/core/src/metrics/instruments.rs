@@ -128,7 +128,8 @@ impl Instruments {
                 }
                 match e.status() {
                     Some(s) => {
-                        attrs[2] = KeyValue::new("http.response.status_code", i64::from(s.as_u16()));
+                        attrs[2] =
+                            KeyValue::new("http.response.status_code", i64::from(s.as_u16()));
                         attrs[3] = KeyValue::new("error.type", e.kind().as_str());
                         4
                     }
@@ -139,7 +140,8 @@ impl Instruments {
                 }
             }
         };
-        self.request_duration.record(took.as_secs_f64(), &attrs[..n]);
+        self.request_duration
+            .record(took.as_secs_f64(), &attrs[..n]);
     }
 
     pub(super) fn call(

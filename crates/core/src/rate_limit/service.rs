@@ -8,12 +8,12 @@ use tower::{Layer, Service};
 
 use super::cooldowns::Cooldowns;
 use super::future::{Learn, ResponseFuture};
+use super::store::AnyStore;
 use super::store::MemoryStore;
 use super::store::{Acquire, RateLimitStore};
 use super::{RateLimitKey, RateLimitStats};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use super::store::AnyStore;
 use crate::timeout::CarriesDeadline;
 
 /// Applies [`RateLimit`]. See the [module docs](super) for an example.

@@ -26,7 +26,12 @@ fn index(scope: Scope) -> Option<usize> {
 impl StoreTallies {
     /// Calls a quota of `scope` would have refused, let through in shadow mode.
     pub fn shadow_refusals(&self) -> [(Scope, u64); 3] {
-        SCOPES.map(|s| (s, self.shadow[index(s).unwrap_or(0)].load(Ordering::Relaxed)))
+        SCOPES.map(|s| {
+            (
+                s,
+                self.shadow[index(s).unwrap_or(0)].load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Calls that left a quota of `scope` at least 80% used (one count per call, for its

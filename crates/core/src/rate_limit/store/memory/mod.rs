@@ -410,11 +410,11 @@ impl MemoryStore {
         }
         if let Some(tats) = tats {
             let ahead = now.saturating_sub(i.skew);
-            if quotas
-                .clone()
-                .enumerate()
-                .any(|(n, idx)| proposed.get(n).is_some_and(|&p| p.saturating_sub(ahead) >= i.near[idx]))
-            {
+            if quotas.clone().enumerate().any(|(n, idx)| {
+                proposed
+                    .get(n)
+                    .is_some_and(|&p| p.saturating_sub(ahead) >= i.near[idx])
+            }) {
                 i.tallies.near(Scope::Number);
             }
             for (n, idx) in quotas.enumerate() {
@@ -459,8 +459,7 @@ impl MemoryStore {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        if next.saturating_sub(self.now().saturating_sub(i.skew)) >= i.global_near
-                        {
+                        if next.saturating_sub(self.now().saturating_sub(i.skew)) >= i.global_near {
                             i.tallies.near(Scope::Global);
                         }
                         return Admission::Go;

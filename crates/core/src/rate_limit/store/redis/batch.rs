@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use super::keys::{Key, Keys, Number};
 use super::probe::why;
 use super::state::{micros, Inner};
-use crate::rate_limit::quota::Quota;
 use crate::rate_limit::limits::LimitMode;
+use crate::rate_limit::quota::Quota;
 use crate::rate_limit::store::{Admission, QuotaClass, Scope, StoreTallies};
 
 // Scopes as the script returns them.
