@@ -20,7 +20,7 @@ use wa_verify_core::timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use wa_verify_core::trace::TraceLayer;
 use wa_verify_core::{CodeMethod, Language, PhoneNumberId, RequestCode};
 
-use support::{full_stack, never_binding, op, Canned, FAKE_TOKEN};
+use support::{full_stack, full_stack_metered, never_binding, op, Canned, FAKE_TOKEN};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -82,6 +82,20 @@ fn layer_overhead(c: &mut Criterion) {
     let graph = || GraphLayer::new("http://127.0.0.1:1".parse().unwrap()).layer(Canned);
     bench_service!(g, rt, "bare_graph", graph());
     bench_service!(g, rt, "full_stack", full_stack());
+    // Metrics' cost: a no-op provider (every instrument a no-op), then the SDK with a
+    // manual reader (what `--metrics-listen` collects on each scrape).
+    use opentelemetry::metrics::MeterProvider as _;
+    let noop = opentelemetry::metrics::NoopMeterProvider::new().meter("bench");
+    bench_service!(g, rt, "full_stack_metrics_noop", full_stack_metered(&noop));
+    let sdk = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build())
+        .build();
+    bench_service!(
+        g,
+        rt,
+        "full_stack_metrics_sdk",
+        full_stack_metered(&sdk.meter("bench"))
+    );
     bench_service!(g, rt, "trace", TraceLayer::new().layer(graph()));
     bench_service!(
         g,

@@ -64,6 +64,16 @@ pub fn stack_config(base: &str) -> StackConfig {
 }
 
 /// The full stack over the in-memory service.
+/// The full stack recording its metrics in `meter`.
+pub fn full_stack_metered(meter: &opentelemetry::metrics::Meter) -> Client<Canned> {
+    Client::builder()
+        .config(stack_config("http://127.0.0.1:1"))
+        .token(FAKE_TOKEN.parse().unwrap())
+        .meter(meter)
+        .build_with_http(Canned)
+        .unwrap()
+}
+
 pub fn full_stack() -> Client<Canned> {
     Client::builder()
         .config(stack_config("http://127.0.0.1:1"))

@@ -74,6 +74,8 @@
 //! None is on by default.
 //!
 //! - `redis`: the Redis rate-limit store ([`rate_limit::redis`]), shared by every replica.
+//! - `metrics`: the stack's metrics on OpenTelemetry's API ([`metrics`]): pass a `Meter` to
+//!   [`ClientBuilder::meter`].
 //! - `native-roots`: trust the operating system's certificate store instead of webpki roots.
 //! - `aws-lc-rs`: make rustls' aws-lc-rs the transport's crypto provider instead of ring (a
 //!   large C build). Either way the provider is named explicitly, never read from or
