@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 use wa_verify_core::config::{StackConfig, StoreKind};
 use wa_verify_core::rate_limit::redis::RedisStore;
 use wa_verify_core::rate_limit::{
-    Acquire, Admission, Lesson, Limits, MemoryStore, OnStoreError, Quota, QuotaClass,
-    RateLimitStore, Scope, StoreConfig, WindowLimit,
+    Acquire, Admission, AnyStore, Lesson, LimitMode, Limits, MemoryStore, OnStoreError, Quota,
+    QuotaClass, RateLimitStore, Scope, StoreConfig, WindowLimit,
 };
 use wa_verify_core::{Client, ErrorKind};
 
@@ -1403,4 +1403,79 @@ async fn a_number_in_cooldown_is_answered_locally_without_a_round_trip() {
     assert_eq!(admit(&b, 6, QuotaClass::RequestCode).await, Admission::Go);
     assert_eq!(b.clear(5, None).await.unwrap(), 1);
     assert_eq!(admit(&b, 5, QuotaClass::RequestCode).await, Admission::Go);
+}
+
+/// Shadow mode, the same in both stores: the quotas let every call through and count
+/// what they would have refused (and the calls that left a quota 80% used); the
+/// registration budget and learned cooldowns stay enforced. See: issue 23.
+#[tokio::test]
+async fn shadow_mode_counts_quota_refusals_and_still_enforces_what_protects_the_number() {
+    let redis = RedisServer::start().await;
+    let mut limits = Limits::quotas(&[quota("1/h", 2)], Some(quota("1000/h", 1000)));
+    limits.registration = Some(WindowLimit::new(1, Duration::from_secs(3600)).unwrap());
+    limits.mode = LimitMode::Shadow;
+    let memory = MemoryStore::with_limits(limits.clone(), 0);
+    let mut config = settings(&redis, "shadow:");
+    config.replicas = 1;
+    let redis_store = RedisStore::new(config, limits).unwrap();
+    for (name, store) in [
+        ("memory", AnyStore::from(memory)),
+        ("redis", AnyStore::Redis(redis_store)),
+    ] {
+        for i in 0..5 {
+            let a = admit(&store, 7, QuotaClass::RequestCode).await;
+            assert_eq!(a, Admission::Go, "{name}: call {i} goes in shadow mode");
+        }
+        let shadowed = store.tallies().shadow_refusals();
+        assert_eq!(
+            shadowed
+                .iter()
+                .find(|(s, _)| *s == Scope::Number)
+                .map(|x| x.1),
+            Some(3),
+            "{name}: a burst of 2 allows 2 of 5: {shadowed:?}"
+        );
+        let near = store.tallies().near_limit();
+        assert_eq!(
+            near.iter().find(|(s, _)| *s == Scope::Number).map(|x| x.1),
+            Some(1),
+            "{name}: the second call used the whole burst: {near:?}"
+        );
+        // The registration budget (1 per hour) is enforced.
+        assert_eq!(
+            admit(&store, 7, QuotaClass::Registration).await,
+            Admission::Go
+        );
+        let a = admit(&store, 7, QuotaClass::Registration).await;
+        assert!(
+            matches!(
+                a,
+                Admission::Wait {
+                    scope: Scope::Registration,
+                    ..
+                }
+            ),
+            "{name}: {a:?}"
+        );
+        // A cooldown Meta taught is enforced.
+        let lesson = Lesson::Throttled {
+            wait: Duration::from_secs(3600),
+            app_wide: false,
+            code: None,
+        };
+        store.learn(Some(8), QuotaClass::RequestCode, lesson).await;
+        let a = admit(&store, 8, QuotaClass::RequestCode).await;
+        assert!(
+            matches!(
+                a,
+                Admission::Wait {
+                    scope: Scope::Cooldown,
+                    ..
+                }
+            ),
+            "{name}: {a:?}"
+        );
+        // This replica knows of the cooldown (the Redis store's fallback learns too).
+        assert!(store.memory().active_cooldowns() >= 1, "{name}");
+    }
 }
