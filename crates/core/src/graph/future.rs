@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use tracing::Span;
 
 use super::decode::decode;
-use super::service::AttemptMeasure;
+use super::measure::AttemptMeasure;
 use crate::error::Error;
 use crate::meta::ResponseMeta;
 use crate::operation::{Progress, Succeeded};

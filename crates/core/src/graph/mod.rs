@@ -31,6 +31,7 @@ mod base_url;
 mod decode;
 mod encode;
 pub mod future;
+mod measure;
 mod service;
 
 use bytes::Bytes;

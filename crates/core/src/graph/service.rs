@@ -12,6 +12,7 @@ use tower::{Layer, Service};
 use super::base_url::BaseUrl;
 use super::encode::{encode, encode_query, Encoding};
 use super::future::ResponseFuture;
+use super::measure::AttemptMeter;
 use super::{RequestBody, DEFAULT_BODY_LIMIT};
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -24,9 +25,7 @@ struct Settings {
     encoding: Encoding,
     user_agent: HeaderValue,
     body_limit: usize,
-    metrics: Metrics,
-    /// The base URL's host, OpenTelemetry's `server.address`.
-    server: Arc<str>,
+    meter: Arc<AttemptMeter>,
 }
 
 /// Applies the [`Graph`] boundary to an HTTP service. See the [module docs](super) for an example.
@@ -48,8 +47,7 @@ impl GraphLayer {
                     env!("CARGO_PKG_VERSION")
                 )),
                 body_limit: DEFAULT_BODY_LIMIT,
-                metrics: Metrics::default(),
-                server: Arc::from(base_url.host()),
+                meter: Arc::new(AttemptMeter::new(Metrics::default(), base_url.host())),
                 base_url,
             }),
         }
@@ -82,7 +80,7 @@ impl GraphLayer {
     /// and counts Meta's throttling answers.
     #[must_use]
     pub fn metrics(self, metrics: Metrics) -> Self {
-        self.with(|s| s.metrics = metrics)
+        self.with(|s| s.meter = Arc::new(AttemptMeter::new(metrics, s.base_url.host())))
     }
 
     /// The largest answer body read; larger ones are a `protocol` error.
@@ -185,34 +183,11 @@ where
                     p.handed();
                 }
                 let s = &*self.settings;
-                let measure = s.metrics.start().map(|start| AttemptMeasure {
-                    settings: self.settings.clone(),
-                    start,
-                    method: Metrics::method_name(req.method()),
-                });
+                let measure = AttemptMeter::start(&s.meter, req.method());
                 let fut = span.in_scope(|| self.inner.call(req));
                 ResponseFuture::new(fut, s.body_limit, span, progress, measure)
             }
             Err(e) => ResponseFuture::failed(e),
         }
-    }
-}
-
-/// What an attempt's metrics need when it ends (only with metrics on).
-pub(crate) struct AttemptMeasure {
-    settings: Arc<Settings>,
-    start: std::time::Instant,
-    method: &'static str,
-}
-
-impl AttemptMeasure {
-    pub(crate) fn record<T>(self, result: &Result<crate::Response<T>, Error>) {
-        let s = &*self.settings;
-        let result = match result {
-            Ok(r) => Ok(r.status().as_u16()),
-            Err(e) => Err(e),
-        };
-        s.metrics
-            .attempt(Some(self.start), self.method, &s.server, result);
     }
 }
