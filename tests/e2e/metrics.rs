@@ -413,3 +413,105 @@ async fn the_sandbox_serves_its_own_counters() {
     assert_eq!(m.sum("wa_verify_sandbox_codes_sent_total", &[]), 1.0);
     assert!(!m.text.contains("1234567890"), "no number id: {}", m.text);
 }
+
+/// The domain counters of a library client, read through the SDK as an app would: codes
+/// sent, a dedup answer, a wrong code, Meta's throttle and the cooldown it taught.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_library_client_counts_codes_dedup_answers_wrong_codes_and_throttles() {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::reader::MetricReader;
+    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+
+    /// The provider takes its reader by value; the test keeps reading it.
+    #[derive(Clone, Debug)]
+    struct Shared(std::sync::Arc<ManualReader>);
+    impl MetricReader for Shared {
+        fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
+            self.0.register_pipeline(p);
+        }
+        fn collect(&self, rm: &mut ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.collect(rm)
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.force_flush()
+        }
+        fn shutdown_with_timeout(&self, t: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.shutdown_with_timeout(t)
+        }
+        fn temporality(
+            &self,
+            kind: opentelemetry_sdk::metrics::InstrumentKind,
+        ) -> opentelemetry_sdk::metrics::Temporality {
+            self.0.temporality(kind)
+        }
+    }
+
+    let mut config = SandboxConfig::default();
+    config.number_faults.insert(
+        "4402".to_owned(),
+        wa_verify_sandbox::NumberFault::always(FaultKind::RateLimited429),
+    );
+    config.faults.retry_after_secs = 3600;
+    let sb = sandbox(config).await;
+    let reader = std::sync::Arc::new(ManualReader::builder().build());
+    let provider = SdkMeterProvider::builder()
+        .with_reader(Shared(reader.clone()))
+        .build();
+    let c = wa_verify_core::Client::builder()
+        .config(client_config(sb.base_url()))
+        .token(token())
+        .meter(&provider.meter("test"))
+        .build()
+        .unwrap();
+    c.request_code(request("4401")).await.unwrap();
+    let again = c.request_code(request("4401")).await.unwrap();
+    assert!(again.already_sent().is_some());
+    let wrong = c.verify_code(verify("4401", "000000")).await.unwrap_err();
+    assert_eq!(
+        wrong.kind(),
+        wa_verify_core::ErrorKind::WrongCode,
+        "{wrong}"
+    );
+    let throttled = c.request_code(request("4402")).await.unwrap_err();
+    assert_eq!(throttled.status().map(|s| s.as_u16()), Some(429));
+
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).unwrap();
+    // Every counter's points, as (attributes, value).
+    let mut counters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for m in rm.scope_metrics().flat_map(|s| s.metrics()) {
+        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() {
+            for p in sum.data_points() {
+                let attrs: Vec<String> = p
+                    .attributes()
+                    .map(|kv| format!("{}={}", kv.key, kv.value))
+                    .collect();
+                counters
+                    .entry(m.name().to_owned())
+                    .or_default()
+                    .push((attrs.join(","), p.value()));
+            }
+        }
+    }
+    let get = |name: &str| counters.get(name).cloned().unwrap_or_default();
+    assert_eq!(
+        get("wa_verify.codes.requested"),
+        [("code_method=SMS".to_owned(), 1)]
+    );
+    assert_eq!(
+        get("wa_verify.dedup.calls"),
+        [("outcome=already_sent".to_owned(), 1)]
+    );
+    assert_eq!(get("wa_verify.codes.wrong"), [(String::new(), 1)]);
+    assert_eq!(
+        get("wa_verify.throttles"),
+        [("error.code=4,error.subcode=2446079".to_owned(), 1)]
+    );
+    assert_eq!(
+        get("wa_verify.cooldowns.started"),
+        [("scope=number".to_owned(), 1)]
+    );
+    let text = format!("{counters:?}");
+    assert!(!text.contains("4401") && !text.contains("4402"), "{text}");
+}
