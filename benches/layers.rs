@@ -251,10 +251,22 @@ fn min_of_batches() {
     let [bare, dedup, full, noop, sdk] = best;
     println!("min of {batches} batches of {CALLS} calls, ns per call:");
     println!("  bare_graph          {bare:7.0}");
-    println!("  dedup               {dedup:7.0}  (+{:.0} over bare_graph)", dedup - bare);
-    println!("  full_stack          {full:7.0}  (+{:.0} over bare_graph)", full - bare);
-    println!("  full_stack + noop   {noop:7.0}  (+{:.0} over full_stack)", noop - full);
-    println!("  full_stack + sdk    {sdk:7.0}  (+{:.0} over full_stack)", sdk - full);
+    println!(
+        "  dedup               {dedup:7.0}  (+{:.0} over bare_graph)",
+        dedup - bare
+    );
+    println!(
+        "  full_stack          {full:7.0}  (+{:.0} over bare_graph)",
+        full - bare
+    );
+    println!(
+        "  full_stack + noop   {noop:7.0}  (+{:.0} over full_stack)",
+        noop - full
+    );
+    println!(
+        "  full_stack + sdk    {sdk:7.0}  (+{:.0} over full_stack)",
+        sdk - full
+    );
 }
 
 criterion_group!(benches, layer_overhead);

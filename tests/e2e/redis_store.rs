@@ -1479,3 +1479,81 @@ async fn shadow_mode_counts_quota_refusals_and_still_enforces_what_protects_the_
         assert!(store.memory().active_cooldowns() >= 1, "{name}");
     }
 }
+
+/// The near-limit signal, the same in both stores: the call that leaves a quota at least
+/// 80% used counts, under that quota's scope (global here, then a WABA's). See: issue 23.
+#[tokio::test]
+async fn a_call_that_leaves_a_quota_80_percent_used_counts_as_near_the_limit() {
+    let redis = RedisServer::start().await;
+    // Rates slow enough that the time the calls take never matters: 9 of a burst of 10
+    // is 90% used, 8 of 10 is just under 80% (time moved on a little).
+    let mut limits = Limits::quotas(&[], Some(quota("1/h", 10)));
+    limits.per_waba = vec![quota("1/h", 10)];
+    let mut config = settings(&redis, "near:");
+    config.replicas = 1;
+    for (name, store) in [
+        (
+            "memory",
+            AnyStore::from(MemoryStore::with_limits(limits.clone(), 0)),
+        ),
+        (
+            "redis",
+            AnyStore::Redis(RedisStore::new(config, limits).unwrap()),
+        ),
+    ] {
+        let near = |scope| {
+            let t = store.tallies().near_limit();
+            t.iter().find(|(s, _)| *s == scope).map_or(0, |x| x.1)
+        };
+        // Without a WABA: the global quota alone.
+        for n in 0..8 {
+            assert_eq!(
+                admit(&store, 100 + n, QuotaClass::RequestCode).await,
+                Admission::Go
+            );
+        }
+        assert_eq!(near(Scope::Global), 0, "{name}: 8 of 10 is under 80%");
+        assert_eq!(
+            admit(&store, 108, QuotaClass::RequestCode).await,
+            Admission::Go
+        );
+        assert_eq!(near(Scope::Global), 1, "{name}: 9 of 10");
+        // The WABA's quota is fresh while the global one is 90% used: the call counts
+        // once, under the global quota (the first in order).
+        let a = match store.acquire_in(Some(200), Some(77), QuotaClass::RequestCode) {
+            Acquire::Ready(a) => a,
+            Acquire::Pending(f) => f.await,
+        };
+        assert_eq!(a, Admission::Go, "{name}");
+        assert_eq!((near(Scope::Global), near(Scope::Waba)), (2, 0), "{name}");
+    }
+    // A WABA's quota alone: the ninth call of a burst of ten counts under it.
+    let mut limits = Limits::quotas(&[], None);
+    limits.per_waba = vec![quota("1/h", 10)];
+    let mut config = settings(&redis, "near-waba:");
+    config.replicas = 1;
+    for (name, store) in [
+        (
+            "memory",
+            AnyStore::from(MemoryStore::with_limits(limits.clone(), 0)),
+        ),
+        (
+            "redis",
+            AnyStore::Redis(RedisStore::new(config, limits).unwrap()),
+        ),
+    ] {
+        for n in 0..9 {
+            let a = match store.acquire_in(Some(300 + n), Some(78), QuotaClass::RequestCode) {
+                Acquire::Ready(a) => a,
+                Acquire::Pending(f) => f.await,
+            };
+            assert_eq!(a, Admission::Go, "{name}");
+        }
+        let t = store.tallies().near_limit();
+        assert_eq!(
+            t.iter().find(|(s, _)| *s == Scope::Waba).map(|x| x.1),
+            Some(1),
+            "{name}: {t:?}"
+        );
+    }
+}

@@ -34,8 +34,8 @@ impl StoreTallies {
         })
     }
 
-    /// Calls that left a quota of `scope` at least 80% used (one count per call, for its
-    /// most used quota's scope).
+    /// Calls that left a quota of `scope` at least 80% used (one count per call, under
+    /// the first such quota: per number, then global, then per WABA).
     pub fn near_limit(&self) -> [(Scope, u64); 3] {
         SCOPES.map(|s| (s, self.near[index(s).unwrap_or(0)].load(Ordering::Relaxed)))
     }

@@ -255,12 +255,18 @@ impl MemoryStore {
             if app > now {
                 return wait(now, app, Scope::Cooldown);
             }
-            return match self.take_global() {
+            let mut near = false;
+            return match self.take_global(&mut near) {
                 Admission::Wait { scope, .. } if i.limits.mode == LimitMode::Shadow => {
                     i.tallies.shadowed(scope);
                     Admission::Go
                 }
-                a => a,
+                a => {
+                    if near {
+                        i.tallies.near(Scope::Global);
+                    }
+                    a
+                }
             };
         };
         let (start, count) = match class {
@@ -372,9 +378,10 @@ impl MemoryStore {
                 longest(w, Scope::Global);
             }
         }
+        let mut global_near = false;
         let refusal = match refusal {
             Some(r) => Some(r),
-            None => match self.take_global() {
+            None => match self.take_global(&mut global_near) {
                 Admission::Wait { wait, scope } => Some((wait, scope)),
                 Admission::Go => None,
             },
@@ -392,14 +399,17 @@ impl MemoryStore {
             }
             return Admission::Go;
         }
+        // A call near a quota's limit counts once, under the first such quota in the
+        // Redis script's order: per number, global, per WABA.
+        let ahead = now.saturating_sub(i.skew);
+        let mut near = None;
         if let Some(tats) = tats {
-            let ahead = now.saturating_sub(i.skew);
             if quotas.clone().enumerate().any(|(n, idx)| {
                 proposed
                     .get(n)
                     .is_some_and(|&p| p.saturating_sub(ahead) >= i.near[idx])
             }) {
-                i.tallies.near(Scope::Number);
+                near = Some(Scope::Number);
             }
             for (n, idx) in quotas.enumerate() {
                 tats[idx] = match proposed.get(n) {
@@ -413,15 +423,24 @@ impl MemoryStore {
         if let (true, Some(e)) = (budgeted, extra.as_deref_mut()) {
             e.registrations.push_back(now);
         }
+        if global_near {
+            near = near.or(Some(Scope::Global));
+        }
         if let Some(p) = waba {
-            p.commit();
+            if p.commit(ahead) {
+                near = near.or(Some(Scope::Waba));
+            }
+        }
+        if let Some(scope) = near {
+            i.tallies.near(scope);
         }
         Admission::Go
     }
 
     /// Takes a slot of the app's quota, if there is one: compare-and-swap on its state, so
     /// concurrent calls for different numbers never lose one another's slots.
-    fn take_global(&self) -> Admission {
+    /// `near` is set when the slot taken leaves the quota at least 80% used.
+    fn take_global(&self, near: &mut bool) -> Admission {
         let i = &*self.inner;
         let Some(global) = &i.global else {
             return Admission::Go;
@@ -443,9 +462,8 @@ impl MemoryStore {
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        if next.saturating_sub(self.now().saturating_sub(i.skew)) >= i.global_near {
-                            i.tallies.near(Scope::Global);
-                        }
+                        *near =
+                            next.saturating_sub(self.now().saturating_sub(i.skew)) >= i.global_near;
                         return Admission::Go;
                     }
                     Err(actual) => current = actual,

@@ -25,6 +25,8 @@ pub(super) struct WabaState {
 /// Every WABA's state, and the quotas each must satisfy.
 pub(super) struct Wabas {
     quotas: Vec<Gcra>,
+    /// Each quota's state ahead of now when it is 80% used (ns).
+    near: Vec<u64>,
     map: DashMap<u64, WabaState, NumberHasher>,
     /// Whether any WABA ever held state: until then a check skips the lookup.
     held: AtomicBool,
@@ -46,13 +48,19 @@ pub(super) enum Decision<'a> {
 pub(super) struct Pending<'a> {
     state: RefMut<'a, u64, WabaState>,
     proposed: [u64; MAX_QUOTAS],
+    near: &'a [u64],
 }
 
 impl Pending<'_> {
-    /// Takes the slots the decision proposed.
-    pub(super) fn commit(mut self) {
+    /// Takes the slots the decision proposed; whether one left its quota at least 80%
+    /// used (`ahead`: now on the quotas' clocks).
+    pub(super) fn commit(mut self, ahead: u64) -> bool {
         let n = self.state.tats.len().min(MAX_QUOTAS);
         self.state.tats[..n].copy_from_slice(&self.proposed[..n]);
+        self.proposed[..n]
+            .iter()
+            .zip(self.near)
+            .any(|(&p, &near)| p.saturating_sub(ahead) >= near)
     }
 }
 
@@ -63,6 +71,7 @@ impl Wabas {
                 .iter()
                 .map(|q| RateLimiter::new(q.to_governor(), LentState, clock.clone()))
                 .collect(),
+            near: quotas.iter().map(super::near_ns).collect(),
             map: DashMap::with_hasher(NumberHasher::default()),
             held: AtomicBool::new(false),
         }
@@ -118,7 +127,11 @@ impl Wabas {
         }
         match longest {
             Some(w) => Decision::Full(w),
-            None => Decision::Allows(Pending { state, proposed }),
+            None => Decision::Allows(Pending {
+                state,
+                proposed,
+                near: &self.near,
+            }),
         }
     }
 
