@@ -11,6 +11,9 @@ use governor::nanos::Nanos;
 use governor::state::StateStore;
 use governor::RateLimiter;
 
+use crate::rate_limit::quota::Quota;
+use crate::rate_limit::store::NEAR_LIMIT;
+
 // ===== clock =====
 
 /// governor's clock on tokio's time, so tokio's paused clock drives the limiter in tests.
@@ -63,6 +66,12 @@ impl Clock for TokioClock {
             _ => Nanos::from(self.start.elapsed()),
         }
     }
+}
+
+/// The state ahead of now (ns) from which `q` counts as nearly used up.
+pub(super) fn near_ns(q: &Quota) -> u64 {
+    let span = q.rate.interval().saturating_mul(q.burst().get());
+    (u64::try_from(span.as_nanos()).unwrap_or(u64::MAX) as f64 * NEAR_LIMIT) as u64
 }
 
 // ===== a GCRA state lent to governor =====

@@ -5,9 +5,31 @@ use std::time::Duration;
 
 use super::{nanos, MemoryStore};
 use crate::rate_limit::store::inspect::{HeldCooldown, NumberLimits};
-use crate::rate_limit::store::QuotaClass;
+use crate::rate_limit::store::{QuotaClass, StoreTallies};
 
 impl MemoryStore {
+    /// What it counted of its decisions: refusals let through in shadow mode, calls near
+    /// a quota's limit.
+    pub fn tallies(&self) -> &StoreTallies {
+        &self.inner.tallies
+    }
+
+    /// The cooldown left for a class of calls to a WhatsApp Business Account, if any.
+    pub fn waba_cooldown(&self, waba: u64, class: QuotaClass) -> Option<Duration> {
+        self.inner.wabas.cooldown(waba, class, self.now())
+    }
+
+    /// The cooldown left for a class of calls to a number, if any.
+    pub fn cooldown(&self, key: u64, class: QuotaClass) -> Option<Duration> {
+        let now = self.now();
+        let until = self
+            .inner
+            .extras
+            .get(&key)
+            .map(|e| e.cooldowns[class.index()].until)?;
+        (until > now).then(|| Duration::from_nanos(until - now))
+    }
+
     /// What the store holds for `number` (a [`PhoneNumberId::key`]): its cooldowns still
     /// in force (the app's too, as they stop it as well), wrong codes in the current
     /// window and the registration budget left.

@@ -31,14 +31,14 @@ mod numbers;
 mod waba;
 
 use self::cooldown::Cooldown;
-use self::gcra::{decide, Gcra, LentState, TokioClock};
+use self::gcra::{decide, near_ns, Gcra, LentState, TokioClock};
 use self::numbers::Numbers;
 use self::waba::{Decision, Wabas};
 use crate::operation::NumberHasher;
 use crate::rate_limit::limits::{LimitMode, Limits, MAX_QUOTAS};
 use crate::rate_limit::quota::Quota;
 use crate::rate_limit::store::{
-    Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope, StoreTallies, NEAR_LIMIT,
+    Acquire, Admission, Lesson, QuotaClass, RateLimitStore, Scope, StoreTallies,
 };
 
 // ===== MemoryStore =====
@@ -87,12 +87,6 @@ struct Inner {
     near: Vec<u64>,
     global_near: u64,
     tallies: StoreTallies,
-}
-
-/// The state ahead of now (ns) from which `q` counts as nearly used up.
-fn near_ns(q: &Quota) -> u64 {
-    let span = q.rate.interval().saturating_mul(q.burst().get());
-    (nanos(span) as f64 * NEAR_LIMIT) as u64
 }
 
 /// What few numbers hold: cooldowns, wrong codes, registrations. Kept apart, so the
@@ -209,28 +203,6 @@ impl MemoryStore {
             .filter(|e| !i.numbers.contains(*e.key()))
             .count();
         i.numbers.len() + only_extra
-    }
-
-    /// What it counted of its decisions: refusals let through in shadow mode, calls near
-    /// a quota's limit.
-    pub fn tallies(&self) -> &StoreTallies {
-        &self.inner.tallies
-    }
-
-    /// The cooldown left for a class of calls to a WhatsApp Business Account, if any.
-    pub fn waba_cooldown(&self, waba: u64, class: QuotaClass) -> Option<Duration> {
-        self.inner.wabas.cooldown(waba, class, self.now())
-    }
-
-    /// The cooldown left for a class of calls to a number, if any.
-    pub fn cooldown(&self, key: u64, class: QuotaClass) -> Option<Duration> {
-        let now = self.now();
-        let until = self
-            .inner
-            .extras
-            .get(&key)
-            .map(|e| e.cooldowns[class.index()].until)?;
-        (until > now).then(|| Duration::from_nanos(until - now))
     }
 
     /// Forgets numbers whose state no longer matters, and returns the memory.

@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use governor::RateLimiter;
 
 use super::cooldown::Cooldown;
-use super::gcra::{decide, Gcra, LentState, TokioClock};
+use super::gcra::{decide, near_ns, Gcra, LentState, TokioClock};
 use crate::error::GraphCode;
 use crate::operation::NumberHasher;
 use crate::rate_limit::limits::MAX_QUOTAS;
@@ -71,7 +71,7 @@ impl Wabas {
                 .iter()
                 .map(|q| RateLimiter::new(q.to_governor(), LentState, clock.clone()))
                 .collect(),
-            near: quotas.iter().map(super::near_ns).collect(),
+            near: quotas.iter().map(near_ns).collect(),
             map: DashMap::with_hasher(NumberHasher::default()),
             held: AtomicBool::new(false),
         }
