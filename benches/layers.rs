@@ -250,6 +250,10 @@ fn min_of_batches() {
     }
     let [bare, dedup, full, noop, sdk] = best;
     println!("min of {batches} batches of {CALLS} calls, ns per call:");
+    if dedup_only {
+        println!("  dedup               {dedup:7.0}");
+        return;
+    }
     println!("  bare_graph          {bare:7.0}");
     println!(
         "  dedup               {dedup:7.0}  (+{:.0} over bare_graph)",
