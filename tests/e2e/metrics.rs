@@ -10,6 +10,67 @@ use wa_verify_sandbox::{FaultKind, SandboxConfig, SandboxHandle};
 
 use crate::support::*;
 
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+
+/// The provider takes its reader by value; the test keeps reading it.
+#[derive(Clone, Debug)]
+struct Shared(std::sync::Arc<ManualReader>);
+
+impl MetricReader for Shared {
+    fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
+        self.0.register_pipeline(p);
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, t: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(t)
+    }
+    fn temporality(
+        &self,
+        kind: opentelemetry_sdk::metrics::InstrumentKind,
+    ) -> opentelemetry_sdk::metrics::Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// A provider whose metrics the test collects, and every `u64` counter's points after a
+/// collection, as (name, attributes, value).
+fn sdk() -> (SdkMeterProvider, std::sync::Arc<ManualReader>) {
+    let reader = std::sync::Arc::new(ManualReader::builder().build());
+    let provider = SdkMeterProvider::builder()
+        .with_reader(Shared(reader.clone()))
+        .build();
+    (provider, reader)
+}
+
+fn u64_counters(reader: &ManualReader) -> BTreeMap<String, Vec<(String, u64)>> {
+    let mut rm = ResourceMetrics::default();
+    reader.collect(&mut rm).unwrap();
+    let mut counters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for m in rm.scope_metrics().flat_map(|s| s.metrics()) {
+        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() {
+            for p in sum.data_points() {
+                let attrs: Vec<String> = p
+                    .attributes()
+                    .map(|kv| format!("{}={}", kv.key, kv.value))
+                    .collect();
+                counters
+                    .entry(m.name().to_owned())
+                    .or_default()
+                    .push((attrs.join(","), p.value()));
+            }
+        }
+    }
+    counters
+}
+
 /// One sample of Prometheus text: name, labels, value.
 #[derive(Debug)]
 struct Sample {
@@ -418,35 +479,6 @@ async fn the_sandbox_serves_its_own_counters() {
 /// sent, a dedup answer, a wrong code, Meta's throttle and the cooldown it taught.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_library_client_counts_codes_dedup_answers_wrong_codes_and_throttles() {
-    use opentelemetry::metrics::MeterProvider as _;
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-    use opentelemetry_sdk::metrics::reader::MetricReader;
-    use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
-
-    /// The provider takes its reader by value; the test keeps reading it.
-    #[derive(Clone, Debug)]
-    struct Shared(std::sync::Arc<ManualReader>);
-    impl MetricReader for Shared {
-        fn register_pipeline(&self, p: std::sync::Weak<opentelemetry_sdk::metrics::Pipeline>) {
-            self.0.register_pipeline(p);
-        }
-        fn collect(&self, rm: &mut ResourceMetrics) -> opentelemetry_sdk::error::OTelSdkResult {
-            self.0.collect(rm)
-        }
-        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
-            self.0.force_flush()
-        }
-        fn shutdown_with_timeout(&self, t: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
-            self.0.shutdown_with_timeout(t)
-        }
-        fn temporality(
-            &self,
-            kind: opentelemetry_sdk::metrics::InstrumentKind,
-        ) -> opentelemetry_sdk::metrics::Temporality {
-            self.0.temporality(kind)
-        }
-    }
-
     let mut config = SandboxConfig::default();
     config.number_faults.insert(
         "4402".to_owned(),
@@ -454,10 +486,7 @@ async fn a_library_client_counts_codes_dedup_answers_wrong_codes_and_throttles()
     );
     config.faults.retry_after_secs = 3600;
     let sb = sandbox(config).await;
-    let reader = std::sync::Arc::new(ManualReader::builder().build());
-    let provider = SdkMeterProvider::builder()
-        .with_reader(Shared(reader.clone()))
-        .build();
+    let (provider, reader) = sdk();
     let c = wa_verify_core::Client::builder()
         .config(client_config(sb.base_url()))
         .token(token())
@@ -476,24 +505,7 @@ async fn a_library_client_counts_codes_dedup_answers_wrong_codes_and_throttles()
     let throttled = c.request_code(request("4402")).await.unwrap_err();
     assert_eq!(throttled.status().map(|s| s.as_u16()), Some(429));
 
-    let mut rm = ResourceMetrics::default();
-    reader.collect(&mut rm).unwrap();
-    // Every counter's points, as (attributes, value).
-    let mut counters: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for m in rm.scope_metrics().flat_map(|s| s.metrics()) {
-        if let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() {
-            for p in sum.data_points() {
-                let attrs: Vec<String> = p
-                    .attributes()
-                    .map(|kv| format!("{}={}", kv.key, kv.value))
-                    .collect();
-                counters
-                    .entry(m.name().to_owned())
-                    .or_default()
-                    .push((attrs.join(","), p.value()));
-            }
-        }
-    }
+    let counters = u64_counters(&reader);
     let get = |name: &str| counters.get(name).cloned().unwrap_or_default();
     assert_eq!(
         get("wa_verify.codes.requested"),
@@ -514,4 +526,52 @@ async fn a_library_client_counts_codes_dedup_answers_wrong_codes_and_throttles()
     );
     let text = format!("{counters:?}");
     assert!(!text.contains("4401") && !text.contains("4402"), "{text}");
+}
+
+/// Two clients sharing one `Metrics`: the store-read instruments are registered once and
+/// add both stores up; a client's store drops out once the client is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_sharing_one_metrics_add_up_and_a_dropped_one_drops_out() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let (provider, reader) = sdk();
+    let metrics = wa_verify_core::metrics::Metrics::new(&provider.meter("test"));
+    let client = || {
+        let mut config = sending_config(sb.base_url());
+        config.rate_limit.per_number = vec!["1/h"
+            .parse::<wa_verify_core::rate_limit::Rate>()
+            .map(|r| wa_verify_core::rate_limit::Quota::new(r, 1))
+            .unwrap()];
+        config.rate_limit.mode = wa_verify_core::rate_limit::LimitMode::Shadow;
+        wa_verify_core::Client::builder()
+            .config(config)
+            .token(token())
+            .metrics(metrics.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client(), client());
+    // Each sends three codes to one number: two would have been refused, in each store.
+    for c in [&a, &b] {
+        for _ in 0..3 {
+            c.request_code(request("4501")).await.unwrap();
+        }
+    }
+    let shadow = |r: &ManualReader| {
+        u64_counters(r)
+            .get("wa_verify.limiter.shadow_refusals")
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(k, _)| k == "scope=number")
+            .map(|x| x.1)
+    };
+    assert_eq!(shadow(&reader), Some(4), "2 + 2, under one name");
+    assert_eq!(sb.stats().codes_sent, 6, "shadow mode sent every call");
+    drop(b);
+    assert_eq!(
+        shadow(&reader),
+        Some(2),
+        "the dropped client's store is gone"
+    );
+    drop(a);
 }

@@ -1,6 +1,6 @@
 //! The OpenTelemetry instruments behind [`Metrics`](super::Metrics), created once per meter.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -8,7 +8,7 @@ use opentelemetry::{KeyValue, Value};
 
 use super::CallSummary;
 use crate::error::Error;
-use crate::rate_limit::{AnyStore, Scope};
+use crate::rate_limit::{AnyStore, Scope, StoreObserver, StoreView};
 
 /// OpenTelemetry's advice for `http.client.request.duration` (seconds).
 const DURATION_BOUNDS: [f64; 14] = [
@@ -16,7 +16,7 @@ const DURATION_BOUNDS: [f64; 14] = [
 ];
 
 pub(super) struct Instruments {
-    meter: Meter,
+    stores: Stores,
     request_duration: Histogram<f64>,
     call_duration: Histogram<f64>,
     call_attempts: Histogram<u64>,
@@ -46,8 +46,10 @@ impl Instruments {
                 .with_boundaries(DURATION_BOUNDS.to_vec())
                 .build()
         };
+        let stores = Stores::default();
+        observe(meter, &stores);
         Self {
-            meter: meter.clone(),
+            stores,
             request_duration: seconds(
                 "http.client.request.duration",
                 "Duration of HTTP client requests (one per attempt).",
@@ -184,42 +186,74 @@ impl Instruments {
             .add(1, &[KeyValue::new("scope", scope)]);
     }
 
+    /// Adds `store` to those the observable instruments read (each client's store; a
+    /// store no client holds any more drops out at the next collection).
     pub(super) fn observe_store(&self, store: &AnyStore) {
-        let s = store.clone();
-        self.meter
-            .u64_observable_gauge("wa_verify.cooldowns.active")
-            .with_unit("{cooldown}")
-            .with_description("Cooldowns this replica knows of that have not ended.")
-            .with_callback(move |o| o.observe(s.memory().active_cooldowns() as u64, &[]))
-            .build();
-        let s = store.clone();
-        self.meter
-            .u64_observable_counter("wa_verify.store.fallbacks")
-            .with_unit("{check}")
-            .with_description("Checks answered by on_store_error instead of the shared store.")
-            .with_callback(move |o| o.observe(s.fallback_answers(), &[]))
-            .build();
-        let s = store.clone();
-        self.meter
-            .u64_observable_counter("wa_verify.limiter.shadow_refusals")
-            .with_unit("{call}")
-            .with_description("Calls a quota would have refused, let through in shadow mode.")
-            .with_callback(move |o| {
-                for (scope, n) in s.tallies().shadow_refusals() {
-                    o.observe(n, &[KeyValue::new("scope", scope.as_str())]);
-                }
-            })
-            .build();
-        let s = store.clone();
-        self.meter
-            .u64_observable_counter("wa_verify.limiter.near_limit")
-            .with_unit("{call}")
-            .with_description("Calls that left a quota at least 80% used.")
-            .with_callback(move |o| {
-                for (scope, n) in s.tallies().near_limit() {
-                    o.observe(n, &[KeyValue::new("scope", scope.as_str())]);
-                }
-            })
-            .build();
+        self.stores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(store.observer());
     }
+}
+
+/// The stores the observable instruments read, shared with their callbacks.
+type Stores = Arc<Mutex<Vec<StoreObserver>>>;
+
+/// Every live store's view, the dead ones dropped.
+fn views(stores: &Stores) -> Vec<StoreView> {
+    let mut stores = stores
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = Vec::with_capacity(stores.len());
+    stores.retain(|read| match read() {
+        Some(v) => {
+            out.push(v);
+            true
+        }
+        None => false,
+    });
+    out
+}
+
+/// Registers the instruments read from the stores when a reader collects: once per
+/// meter, so several clients sharing one [`Metrics`](super::Metrics) add up.
+fn observe(meter: &Meter, stores: &Stores) {
+    let s = stores.clone();
+    meter
+        .u64_observable_gauge("wa_verify.cooldowns.active")
+        .with_unit("{cooldown}")
+        .with_description("Cooldowns this replica knows of that have not ended.")
+        .with_callback(move |o| {
+            o.observe(views(&s).iter().map(|v| v.active_cooldowns).sum(), &[]);
+        })
+        .build();
+    let s = stores.clone();
+    meter
+        .u64_observable_counter("wa_verify.store.fallbacks")
+        .with_unit("{check}")
+        .with_description("Checks answered by on_store_error instead of the shared store.")
+        .with_callback(move |o| o.observe(views(&s).iter().map(|v| v.fallbacks).sum(), &[]))
+        .build();
+    let by_scope = |pick: fn(&StoreView) -> [(Scope, u64); 3]| {
+        let s = stores.clone();
+        move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+            let views = views(&s);
+            for (i, (scope, _)) in pick(&StoreView::EMPTY).into_iter().enumerate() {
+                let n = views.iter().map(|v| pick(v)[i].1).sum();
+                o.observe(n, &[KeyValue::new("scope", scope.as_str())]);
+            }
+        }
+    };
+    meter
+        .u64_observable_counter("wa_verify.limiter.shadow_refusals")
+        .with_unit("{call}")
+        .with_description("Calls a quota would have refused, let through in shadow mode.")
+        .with_callback(by_scope(|v| v.shadow))
+        .build();
+    meter
+        .u64_observable_counter("wa_verify.limiter.near_limit")
+        .with_unit("{call}")
+        .with_description("Calls that left a quota at least 80% used.")
+        .with_callback(by_scope(|v| v.near))
+        .build();
 }

@@ -64,6 +64,8 @@ pub use self::store::{
     NumberLimits, OnStoreError, QuotaClass, RateLimitStore, RedisUrl, Scope, StoreConfig,
     StoreKind, StoreTallies,
 };
+#[cfg(feature = "metrics")]
+pub(crate) use self::store::{StoreObserver, StoreView};
 pub use crate::error::GraphCode;
 
 use crate::error::{Error, Meaning};

@@ -28,6 +28,16 @@ impl AnyStore {
         }
     }
 
+    /// What the metrics read of the store, without keeping it alive.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn observer(&self) -> super::StoreObserver {
+        match self {
+            AnyStore::Memory(m) => m.observer(),
+            #[cfg(feature = "redis")]
+            AnyStore::Redis(r) => r.observer(),
+        }
+    }
+
     /// What the store counted of its decisions (the Redis store keeps them with its
     /// fallback's, in this process).
     pub fn tallies(&self) -> &super::StoreTallies {

@@ -20,6 +20,8 @@ pub use self::memory::MemoryStore;
 pub use self::redis_url::RedisUrl;
 pub use self::tallies::StoreTallies;
 pub(crate) use self::tallies::NEAR_LIMIT;
+#[cfg(feature = "metrics")]
+pub(crate) use self::tallies::{StoreObserver, StoreView};
 pub use crate::operation::QuotaClass;
 
 /// The answer of a store for one call.

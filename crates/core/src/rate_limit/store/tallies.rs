@@ -52,3 +52,37 @@ impl StoreTallies {
         }
     }
 }
+
+/// What the metrics read of a store when a reader collects.
+#[cfg(feature = "metrics")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreView {
+    pub(crate) active_cooldowns: u64,
+    pub(crate) fallbacks: u64,
+    pub(crate) shadow: [(Scope, u64); 3],
+    pub(crate) near: [(Scope, u64); 3],
+}
+
+#[cfg(feature = "metrics")]
+impl StoreView {
+    /// Nothing counted, every scope named.
+    pub(crate) const EMPTY: Self = Self {
+        active_cooldowns: 0,
+        fallbacks: 0,
+        shadow: [(Scope::Number, 0), (Scope::Waba, 0), (Scope::Global, 0)],
+        near: [(Scope::Number, 0), (Scope::Waba, 0), (Scope::Global, 0)],
+    };
+
+    pub(crate) fn of(tallies: &StoreTallies, active_cooldowns: usize, fallbacks: u64) -> Self {
+        Self {
+            active_cooldowns: active_cooldowns as u64,
+            fallbacks,
+            shadow: tallies.shadow_refusals(),
+            near: tallies.near_limit(),
+        }
+    }
+}
+
+/// Reads a store without keeping it alive: `None` once every clone of it is gone.
+#[cfg(feature = "metrics")]
+pub(crate) type StoreObserver = Box<dyn Fn() -> Option<StoreView> + Send + Sync>;

@@ -6,8 +6,22 @@ use std::time::Duration;
 use super::{nanos, MemoryStore};
 use crate::rate_limit::store::inspect::{HeldCooldown, NumberLimits};
 use crate::rate_limit::store::{QuotaClass, StoreTallies};
+#[cfg(feature = "metrics")]
+use crate::rate_limit::store::{StoreObserver, StoreView};
 
 impl MemoryStore {
+    /// What the metrics read of this store, without keeping it alive.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn observer(&self) -> StoreObserver {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        Box::new(move || {
+            let store = MemoryStore {
+                inner: weak.upgrade()?,
+            };
+            Some(StoreView::of(store.tallies(), store.active_cooldowns(), 0))
+        })
+    }
+
     /// What it counted of its decisions: refusals let through in shadow mode, calls near
     /// a quota's limit.
     pub fn tallies(&self) -> &StoreTallies {

@@ -11,8 +11,23 @@ use crate::error::Error;
 use crate::error::GraphCode;
 use crate::rate_limit::store::inspect::{HeldCooldown, NumberLimits};
 use crate::rate_limit::store::QuotaClass;
+#[cfg(feature = "metrics")]
+use crate::rate_limit::store::{StoreObserver, StoreView};
 
 impl RedisStore {
+    /// What the metrics read of this store (its fallback's tallies and cooldowns, the
+    /// checks answered by `on_store_error`), without keeping it alive.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn observer(&self) -> StoreObserver {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        Box::new(move || {
+            let inner = weak.upgrade()?;
+            let fallbacks = inner.fallbacks.load(std::sync::atomic::Ordering::Relaxed);
+            let m = &inner.fallback;
+            Some(StoreView::of(m.tallies(), m.active_cooldowns(), fallbacks))
+        })
+    }
+
     /// What Redis holds for `number` (a [`PhoneNumberId::key`]): its cooldowns still in
     /// force (the app's too, as they stop it as well), wrong codes in the current window
     /// and the registration budget left.
