@@ -90,35 +90,45 @@ where
         }
     }
 
-    /// A sending call: what the store says decides whether it leads, follows or answers.
+    /// A sending call that leads at once: its inner future, and the lead that records
+    /// the outcome.
+    #[inline]
+    pub(crate) fn leading(fut: S::Future, lead: Lead) -> Self {
+        Self {
+            state: State::Calling {
+                fut,
+                lead: Some(lead),
+                verified: None,
+            },
+        }
+    }
+
+    /// A sending call that does not lead at once: what the store said decides whether it
+    /// leads later, follows or answers.
     pub(crate) fn begin(
+        begin: BeginFuture,
         store: &DedupStore,
         key: Key,
-        mut inner: S,
+        inner: S,
         op: O,
         progress: Arc<Progress>,
         deadline: Option<Instant>,
     ) -> Self {
-        let begin = store.begin(key.clone(), op.dedup());
-        let waiting = |inner, op, progress| {
-            Box::new(Waiting {
-                inner,
-                op,
-                store: store.clone(),
-                key,
-                progress,
-                deadline,
-                rebegins: 0,
-            })
-        };
+        let waiting = Box::new(Waiting {
+            inner,
+            op,
+            store: store.clone(),
+            key,
+            progress,
+            deadline,
+            rebegins: 0,
+        });
         let state = match begin {
-            // The common case, a call that leads at once, needs no box.
-            BeginFuture::Ready(Begin::Lead(lead)) => lead_with(lead, progress, inner.call(op)),
-            BeginFuture::Ready(b) => next(b, waiting(inner, op, progress)),
+            BeginFuture::Ready(b) => next(b, waiting),
             #[cfg(feature = "redis")]
             BeginFuture::Pending(fut) => State::Beginning {
                 fut,
-                waiting: Some(waiting(inner, op, progress)),
+                waiting: Some(waiting),
             },
         };
         Self { state }

@@ -8,7 +8,7 @@ use tower::{Layer, Service};
 use super::begin::Key;
 use super::config::DedupConfig;
 use super::future::ResponseFuture;
-use super::store::DedupStore;
+use super::store::{Begin, BeginFuture, DedupStore};
 use crate::error::Error;
 use crate::operation::{DedupRole, Operation, Progress};
 use crate::response::Response;
@@ -100,9 +100,18 @@ where
             c.progress = Some(progress.clone());
         }
         let deadline = op.deadline();
-        // The inner service is called only when this call leads.
+        let begin = self.store.begin(key.clone(), op.dedup());
+        if let BeginFuture::Ready(Begin::Lead(mut lead)) = begin {
+            // The common case: this call leads at once. It calls the service that was
+            // polled ready (nothing cloned), and its future is built in one place so the
+            // inner future is moved as few times as possible.
+            lead.watch(progress);
+            tracing::debug!("dedup: leading");
+            return ResponseFuture::leading(self.inner.call(op), lead);
+        }
+        // The inner service is called later, if this call comes to lead.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::begin(&self.store, key, inner, op, progress, deadline)
+        ResponseFuture::begin(begin, &self.store, key, inner, op, progress, deadline)
     }
 }
