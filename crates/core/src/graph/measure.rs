@@ -49,6 +49,6 @@ impl AttemptMeasure {
         };
         let m = &*self.meter;
         m.metrics
-            .attempt(Some(self.start), self.method, &m.server, result);
+            .attempt(self.start, self.method, &m.server, result);
     }
 }

@@ -109,13 +109,13 @@ impl Metrics {
     /// also counts in `wa_verify.throttles`.
     pub(crate) fn attempt(
         &self,
-        start: Option<Instant>,
+        start: Instant,
         method: &'static str,
         server: &Arc<str>,
         result: Result<u16, &Error>,
     ) {
         #[cfg(feature = "metrics")]
-        if let (Some(i), Some(start)) = (&self.inner, start) {
+        if let Some(i) = &self.inner {
             i.attempt(start.elapsed(), method, server, result);
         }
         #[cfg(not(feature = "metrics"))]
@@ -125,13 +125,13 @@ impl Metrics {
     /// One call through the whole stack.
     pub(crate) fn call(
         &self,
-        start: Option<Instant>,
+        start: Instant,
         operation: &'static str,
         code_method: Option<&'static str>,
         summary: CallSummary,
     ) {
         #[cfg(feature = "metrics")]
-        if let (Some(i), Some(start)) = (&self.inner, start) {
+        if let Some(i) = &self.inner {
             i.call(start.elapsed(), operation, code_method, summary);
         }
         #[cfg(not(feature = "metrics"))]

@@ -24,7 +24,6 @@ pub struct RateLimitLayer<St = MemoryStore> {
     // `None`: do not learn from answers.
     cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
-    metrics: Metrics,
 }
 
 impl<St> RateLimitLayer<St> {
@@ -35,7 +34,6 @@ impl<St> RateLimitLayer<St> {
             max_wait: Duration::ZERO,
             cooldowns: Some(Arc::default()),
             stats: Arc::default(),
-            metrics: Metrics::default(),
         }
     }
 
@@ -54,10 +52,9 @@ impl<St> RateLimitLayer<St> {
     {
         metrics.observe_store(&self.store.to_any());
         self.stats = Arc::new(RateLimitStats {
-            metrics: metrics.clone(),
+            metrics,
             ..RateLimitStats::default()
         });
-        self.metrics = metrics;
         self
     }
 
@@ -113,7 +110,6 @@ impl<S, St: Clone> Layer<S> for RateLimitLayer<St> {
             max_wait: self.max_wait,
             cooldowns: self.cooldowns.clone(),
             stats: self.stats.clone(),
-            metrics: self.metrics.clone(),
         }
     }
 }
@@ -126,7 +122,6 @@ pub struct RateLimit<S, St = MemoryStore> {
     max_wait: Duration,
     cooldowns: Option<Arc<Cooldowns>>,
     stats: Arc<RateLimitStats>,
-    metrics: Metrics,
 }
 
 impl<S, St> RateLimit<S, St> {
@@ -163,7 +158,8 @@ where
             class,
             cooldowns: self.cooldowns.clone(),
             waba,
-            metrics: self.metrics.clone(),
+            // Where the layer's metrics live: off (`None`, no clone cost) by default.
+            metrics: self.stats.metrics.clone(),
         };
         match self.store.acquire_in(key, waba, class) {
             // The hot path: a slot now, call the instance that was polled ready.

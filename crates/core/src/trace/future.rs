@@ -72,8 +72,7 @@ where
             };
             // Only a request_code sends a code.
             summary.code_sent &= m.code_method.is_some();
-            m.metrics
-                .call(Some(m.start), m.operation, m.code_method, summary);
+            m.metrics.call(m.start, m.operation, m.code_method, summary);
         }
         Poll::Ready(result)
     }
