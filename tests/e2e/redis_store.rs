@@ -45,6 +45,39 @@ async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admissi
     }
 }
 
+/// [`admit`] for a call whose number belongs to WhatsApp Business Account `waba`.
+async fn admit_in<S: RateLimitStore>(s: &S, key: u64, waba: u64, class: QuotaClass) -> Admission {
+    match s.acquire_in(Some(key), Some(waba), class) {
+        Acquire::Ready(a) => a,
+        Acquire::Pending(f) => f.await,
+    }
+}
+
+/// The same limits in a memory store and in a Redis store (keys under `prefix`, one
+/// replica), each with its name: for behaviour both stores must share.
+fn both_stores(redis: &RedisServer, prefix: &str, limits: Limits) -> [(&'static str, AnyStore); 2] {
+    let mut config = settings(redis, prefix);
+    config.replicas = 1;
+    [
+        (
+            "memory",
+            AnyStore::from(MemoryStore::with_limits(limits.clone(), 0)),
+        ),
+        (
+            "redis",
+            AnyStore::Redis(RedisStore::new(config, limits).unwrap()),
+        ),
+    ]
+}
+
+/// A store tally's count for `scope` (shadow refusals or near-limit calls).
+fn count(tally: [(Scope, u64); 3], scope: Scope) -> u64 {
+    tally
+        .iter()
+        .find(|(s, _)| *s == scope)
+        .map_or_else(|| panic!("no {scope:?} in {tally:?}"), |x| x.1)
+}
+
 fn waited(a: Admission) -> Option<Duration> {
     match a {
         Admission::Go => None,
@@ -1414,32 +1447,21 @@ async fn shadow_mode_counts_quota_refusals_and_still_enforces_what_protects_the_
     let mut limits = Limits::quotas(&[quota("1/h", 2)], Some(quota("1000/h", 1000)));
     limits.registration = Some(WindowLimit::new(1, Duration::from_secs(3600)).unwrap());
     limits.mode = LimitMode::Shadow;
-    let memory = MemoryStore::with_limits(limits.clone(), 0);
-    let mut config = settings(&redis, "shadow:");
-    config.replicas = 1;
-    let redis_store = RedisStore::new(config, limits).unwrap();
-    for (name, store) in [
-        ("memory", AnyStore::from(memory)),
-        ("redis", AnyStore::Redis(redis_store)),
-    ] {
+    for (name, store) in both_stores(&redis, "shadow:", limits) {
         for i in 0..5 {
             let a = admit(&store, 7, QuotaClass::RequestCode).await;
             assert_eq!(a, Admission::Go, "{name}: call {i} goes in shadow mode");
         }
-        let shadowed = store.tallies().shadow_refusals();
+        let tallies = store.tallies();
         assert_eq!(
-            shadowed
-                .iter()
-                .find(|(s, _)| *s == Scope::Number)
-                .map(|x| x.1),
-            Some(3),
-            "{name}: a burst of 2 allows 2 of 5: {shadowed:?}"
+            count(tallies.shadow_refusals(), Scope::Number),
+            3,
+            "{name}: a burst of 2 allows 2 of 5"
         );
-        let near = store.tallies().near_limit();
         assert_eq!(
-            near.iter().find(|(s, _)| *s == Scope::Number).map(|x| x.1),
-            Some(1),
-            "{name}: the second call used the whole burst: {near:?}"
+            count(tallies.near_limit(), Scope::Number),
+            1,
+            "{name}: the second call used the whole burst"
         );
         // The registration budget (1 per hour) is enforced.
         assert_eq!(
@@ -1489,22 +1511,8 @@ async fn a_call_that_leaves_a_quota_80_percent_used_counts_as_near_the_limit() {
     // is 90% used, 8 of 10 is just under 80% (time moved on a little).
     let mut limits = Limits::quotas(&[], Some(quota("1/h", 10)));
     limits.per_waba = vec![quota("1/h", 10)];
-    let mut config = settings(&redis, "near:");
-    config.replicas = 1;
-    for (name, store) in [
-        (
-            "memory",
-            AnyStore::from(MemoryStore::with_limits(limits.clone(), 0)),
-        ),
-        (
-            "redis",
-            AnyStore::Redis(RedisStore::new(config, limits).unwrap()),
-        ),
-    ] {
-        let near = |scope| {
-            let t = store.tallies().near_limit();
-            t.iter().find(|(s, _)| *s == scope).map_or(0, |x| x.1)
-        };
+    for (name, store) in both_stores(&redis, "near:", limits) {
+        let near = |scope| count(store.tallies().near_limit(), scope);
         // Without a WABA: the global quota alone.
         for n in 0..8 {
             assert_eq!(
@@ -1520,40 +1528,22 @@ async fn a_call_that_leaves_a_quota_80_percent_used_counts_as_near_the_limit() {
         assert_eq!(near(Scope::Global), 1, "{name}: 9 of 10");
         // The WABA's quota is fresh while the global one is 90% used: the call counts
         // once, under the global quota (the first in order).
-        let a = match store.acquire_in(Some(200), Some(77), QuotaClass::RequestCode) {
-            Acquire::Ready(a) => a,
-            Acquire::Pending(f) => f.await,
-        };
+        let a = admit_in(&store, 200, 77, QuotaClass::RequestCode).await;
         assert_eq!(a, Admission::Go, "{name}");
         assert_eq!((near(Scope::Global), near(Scope::Waba)), (2, 0), "{name}");
     }
     // A WABA's quota alone: the ninth call of a burst of ten counts under it.
     let mut limits = Limits::quotas(&[], None);
     limits.per_waba = vec![quota("1/h", 10)];
-    let mut config = settings(&redis, "near-waba:");
-    config.replicas = 1;
-    for (name, store) in [
-        (
-            "memory",
-            AnyStore::from(MemoryStore::with_limits(limits.clone(), 0)),
-        ),
-        (
-            "redis",
-            AnyStore::Redis(RedisStore::new(config, limits).unwrap()),
-        ),
-    ] {
+    for (name, store) in both_stores(&redis, "near-waba:", limits) {
         for n in 0..9 {
-            let a = match store.acquire_in(Some(300 + n), Some(78), QuotaClass::RequestCode) {
-                Acquire::Ready(a) => a,
-                Acquire::Pending(f) => f.await,
-            };
+            let a = admit_in(&store, 300 + n, 78, QuotaClass::RequestCode).await;
             assert_eq!(a, Admission::Go, "{name}");
         }
-        let t = store.tallies().near_limit();
         assert_eq!(
-            t.iter().find(|(s, _)| *s == Scope::Waba).map(|x| x.1),
-            Some(1),
-            "{name}: {t:?}"
+            count(store.tallies().near_limit(), Scope::Waba),
+            1,
+            "{name}"
         );
     }
 }
