@@ -108,12 +108,14 @@ pub(crate) struct CommonArgs {
     /// An app-wide quota: 80/s.
     #[arg(long, value_name = "N/UNIT")]
     global_rate: Option<String>,
-    /// Where the limiter keeps its state: memory (this process) or redis (every replica).
-    #[arg(long, value_name = "memory|redis")]
+    /// Where the limiter keeps its state: memory (this process), redis (every replica) or
+    /// redis-cluster (every replica, on a Redis Cluster).
+    #[arg(long, value_name = "memory|redis|redis-cluster")]
     limiter_store: Option<String>,
-    /// The Redis URL for --limiter-store redis (its password is never printed).
+    /// The Redis URL for --limiter-store redis (its password is never printed); with
+    /// redis-cluster, once per node to learn the cluster from (one is enough).
     #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
+    redis_url: Vec<String>,
     /// A TOML file with every stack setting; flags override it.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
@@ -203,18 +205,39 @@ impl CommonArgs {
             None => {}
             Some("memory") => c.rate_limit.store.kind = StoreKind::Memory,
             Some("redis") => c.rate_limit.store.kind = StoreKind::Redis,
+            Some("redis-cluster" | "redis_cluster") => {
+                c.rate_limit.store.kind = StoreKind::RedisCluster;
+            }
             Some(other) => {
                 return Err(Error::invalid_input(format!(
-                    "--limiter-store must be memory or redis, got {other:?}"
+                    "--limiter-store must be memory, redis or redis-cluster, got {other:?}"
                 )))
             }
         }
-        if let Some(url) = &self.redis_url {
-            c.rate_limit.store.url = Some(url.parse()?);
+        let store = &mut c.rate_limit.store;
+        match (store.kind, self.redis_url.as_slice()) {
+            (_, []) => {}
+            (StoreKind::RedisCluster, urls) => {
+                store.url = None;
+                store.urls = urls.iter().map(|u| u.parse()).collect::<Result<_, _>>()?;
+            }
+            (_, [url]) => store.url = Some(url.parse()?),
+            (_, _) => {
+                return Err(Error::invalid_input(
+                    "--redis-url is given once, except with --limiter-store redis-cluster \
+                     (once per cluster node)",
+                ))
+            }
         }
-        if c.rate_limit.store.kind == StoreKind::Redis && c.rate_limit.store.url.is_none() {
+        let missing = match store.kind {
+            StoreKind::Redis => store.url.is_none(),
+            StoreKind::RedisCluster => store.url.is_none() && store.urls.is_empty(),
+            _ => false,
+        };
+        if missing {
             return Err(Error::invalid_input(
-                "--limiter-store redis needs --redis-url or REDIS_URL (redis://host:port)",
+                "--limiter-store redis needs --redis-url or REDIS_URL (redis://host:port); \
+                 redis-cluster needs one or more --redis-url",
             ));
         }
         Ok(c)

@@ -114,13 +114,13 @@ impl RateLimitConfig {
                 Ok(MemoryStore::with_limits(self.limits(), self.evict_every).into())
             }
             #[cfg(feature = "redis")]
-            StoreKind::Redis => Ok(AnyStore::Redis(super::redis::RedisStore::new(
-                self.store.clone(),
-                self.limits(),
-            )?)),
+            StoreKind::Redis | StoreKind::RedisCluster => Ok(AnyStore::Redis(
+                super::redis::RedisStore::new(self.store.clone(), self.limits())?,
+            )),
             #[cfg(not(feature = "redis"))]
-            StoreKind::Redis => Err(Error::invalid_input(
-                "rate_limit.store.kind = \"redis\" needs wa-verify-core's `redis` feature",
+            StoreKind::Redis | StoreKind::RedisCluster => Err(Error::invalid_input(
+                "rate_limit.store.kind = \"redis\" or \"redis_cluster\" needs wa-verify-core's \
+                 `redis` feature",
             )),
         }
     }

@@ -108,11 +108,20 @@ impl RedisLead {
                 .key(&keys.window)
                 .key(&outcome_key);
             let mut record = String::new();
+            let clustered = shared.store.clustered();
+            // On a cluster: the record, written after the script (its own hash tag).
+            let mut apart = None;
             if let (Some(k), true) = (
                 send.as_ref().and_then(|s| s.idempotency_key.as_deref()),
                 outcome.is_answer(),
             ) {
-                inv.key(idempotency_key(&prefix, &tenant, k));
+                let key = idempotency_key(&prefix, &tenant, k, clustered);
+                match clustered {
+                    true => apart = Some(key),
+                    false => {
+                        inv.key(key);
+                    }
+                }
                 record = serde_json::to_string(&Record {
                     number,
                     method: method.to_owned(),
@@ -131,7 +140,17 @@ impl RedisLead {
                 .arg(&trace);
             let write = async {
                 let mut conn = shared.store.connection()?;
-                inv.invoke_async::<String>(&mut conn).await
+                let done = inv.invoke_async::<String>(&mut conn).await?;
+                if let Some(key) = &apart {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(&record)
+                        .arg("PX")
+                        .arg(ms(shared.ttl))
+                        .query_async::<()>(&mut conn)
+                        .await?;
+                }
+                Ok::<_, redis::RedisError>(done)
             };
             if !matches!(
                 tokio::time::timeout(shared.store.timeout(), write).await,

@@ -132,10 +132,23 @@ impl Shared {
         let prefix = self.store.key_prefix();
         let keys = Keys::of(prefix, key);
         let id = format!("{:x}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let clustered = self.store.clustered();
+        let mut conn = self.store.connection()?;
         let mut inv = self.scripts.begin.prepare_invoke();
         inv.key(&keys.flight).key(&keys.journal).key(&keys.window);
         if let Some(k) = send.and_then(|s| s.idempotency_key.as_deref()) {
-            inv.key(idempotency_key(prefix, key.tenant_str(), k));
+            let record = idempotency_key(prefix, key.tenant_str(), k, clustered);
+            if clustered {
+                let found: Option<String> = redis::cmd("GET")
+                    .arg(&record)
+                    .query_async(&mut conn)
+                    .await?;
+                if let Some(found) = found {
+                    return Ok(replay(&found, key.number, send));
+                }
+            } else {
+                inv.key(record);
+            }
         }
         inv.arg(&id)
             .arg(ms(LEASE))
@@ -146,7 +159,6 @@ impl Shared {
                 "0"
             })
             .arg(ms(self.window));
-        let mut conn = self.store.connection()?;
         let reply: Vec<String> = inv.invoke_async(&mut conn).await?;
         let field = |i: usize| reply.get(i).map_or("", String::as_str);
         let number = |i: usize| field(i).parse::<i64>().unwrap_or(0).max(0) as u64;

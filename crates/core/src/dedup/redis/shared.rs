@@ -85,6 +85,13 @@ impl Keys {
     }
 }
 
-pub(super) fn idempotency_key(prefix: &str, tenant: &str, key: &str) -> String {
-    format!("{prefix}dd:k:{tenant}:{key}")
+/// The idempotency record of `key`. On one Redis the scripts read and write it with the
+/// number's keys, in the same round trip; on a cluster it has its own hash tag (a key
+/// reused with another number must find it), so it is read before the begin script and
+/// written after the finish one.
+pub(super) fn idempotency_key(prefix: &str, tenant: &str, key: &str, clustered: bool) -> String {
+    match clustered {
+        true => format!("{prefix}dd:k:{{{tenant}:{key}}}"),
+        false => format!("{prefix}dd:k:{tenant}:{key}"),
+    }
 }

@@ -29,6 +29,10 @@ pub enum StoreKind {
     Memory,
     /// In Redis, shared by every replica (the `redis` feature).
     Redis,
+    /// In a Redis Cluster (the `redis` feature): a number's keys share a hash tag, the
+    /// app's and each WABA's keys live on their own shards.
+    #[serde(alias = "redis-cluster")]
+    RedisCluster,
 }
 
 /// `[rate_limit.store]`: where the limiter's state lives and what to do when it fails.
@@ -36,10 +40,13 @@ pub enum StoreKind {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreConfig {
-    /// `memory` or `redis`.
+    /// `memory`, `redis` or `redis_cluster`.
     pub kind: StoreKind,
     /// The Redis URL (`redis://[:password@]host:port[/db]`); its password is never shown.
     pub url: Option<RedisUrl>,
+    /// `redis_cluster`: the nodes to learn the cluster from (any of its primaries; one is
+    /// enough, more survive one being down at start). `url` counts as one more.
+    pub urls: Vec<RedisUrl>,
     /// Prepended to every Redis key.
     pub key_prefix: String,
     /// The longest a Redis check (or lesson) may take before `on_store_error` applies;
@@ -60,6 +67,7 @@ impl Default for StoreConfig {
         Self {
             kind: StoreKind::Memory,
             url: None,
+            urls: Vec::new(),
             key_prefix: "wa-verify:".to_owned(),
             timeout: Duration::from_millis(50),
             on_store_error: OnStoreError::Local,

@@ -60,7 +60,9 @@ for c = 1, tonumber(ARGV[p]) do
   if sh.waba then wcd_k, wk = KEYS[k + nl], k + nl + 1 end
   local nall = nl + #sh.gk + #sh.wq
   local wait, scope = 0, 0
-  local cd = math.max(val[cd_k], val[sh.app])
+  -- A shape with no app cooldown (index 0) is one shard's part of a check on a cluster.
+  local cd = val[cd_k]
+  if sh.app then cd = math.max(cd, val[sh.app]) end
   if cd > now then wait, scope = cd - now, 3 end
   if scope == 0 and wcd_k and val[wcd_k] > now then wait, scope = val[wcd_k] - now, 6 end
   if scope == 0 and wc_k and val[wc_k] >= sh.wc_max then

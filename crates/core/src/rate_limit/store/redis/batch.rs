@@ -1,13 +1,11 @@
-//! Checks made together share one script call: the batcher, the script's arguments, and
-//! the decoding of its answers.
+//! Checks made together share one script call: the script's arguments, and the decoding
+//! of its answers.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use super::keys::{Key, Keys, Number};
-use super::probe::why;
 use super::state::{micros, Inner};
 use crate::rate_limit::limits::LimitMode;
 use crate::rate_limit::quota::Quota;
@@ -20,12 +18,6 @@ pub(super) const S_COOLDOWN: i64 = 3;
 pub(super) const S_WRONG: i64 = 4;
 pub(super) const S_REGISTRATION: i64 = 5;
 pub(super) const S_WABA: i64 = 6;
-
-/// The most checks one script call answers.
-const MAX_BATCH: usize = 128;
-
-/// The most script calls out at once (see [`batcher`]).
-const IN_FLIGHT: usize = 2;
 
 /// Checks a batch of calls in order, as if each ran alone: a later check of the same
 /// number sees what an earlier one took.
@@ -54,106 +46,6 @@ pub(super) struct Check {
     pub(super) queued: tokio::time::Instant,
     /// `None` when Redis failed.
     pub(super) reply: oneshot::Sender<Option<Admission>>,
-}
-
-/// The way into the batcher task, started on first use in the caller's runtime (and
-/// again if that runtime has gone). Dropping the last store ends the task.
-pub(super) struct Queue {
-    pub(super) tx: Mutex<Option<mpsc::UnboundedSender<Check>>>,
-}
-
-impl Queue {
-    /// Hands a check to the batcher, or gives it back when no runtime can run one.
-    pub(super) fn push(&self, inner: &Arc<Inner>, check: Check) -> Result<(), Check> {
-        let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-        let check = match tx.as_ref() {
-            Some(t) => match t.send(check) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::SendError(check)) => check,
-            },
-            None => check,
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(check);
-        };
-        let (t, rx) = mpsc::unbounded_channel();
-        *inner.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        runtime.spawn(batcher(inner.clone(), rx));
-        let sent = t.send(check).map_err(|e| e.0);
-        *tx = Some(t);
-        sent
-    }
-}
-
-/// Gathers the checks that are ready together into one script call each, so Redis runs
-/// one script per batch rather than per call, and every call still costs one round trip.
-///
-/// At most [`IN_FLIGHT`] batches are out at once: while they are, new checks gather into
-/// the next one. Two keep both sides busy, this process building a batch while Redis runs
-/// the other.
-async fn batcher(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Check>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut checks = Vec::new();
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut checks, MAX_BATCH).await == 0 {
-            return;
-        }
-        if checks.len() < MAX_BATCH {
-            // Callers woken together enqueue one after another; one turn of the
-            // scheduler lets them all in before the batch leaves.
-            tokio::task::yield_now().await;
-            while checks.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(c) => checks.push(c),
-                    Err(_) => break,
-                }
-            }
-        }
-        let batch = std::mem::replace(&mut checks, Vec::with_capacity(MAX_BATCH));
-        tokio::spawn(run_batch(inner.clone(), batch, slot));
-    }
-}
-
-async fn run_batch(inner: Arc<Inner>, mut checks: Vec<Check>, _slot: OwnedSemaphorePermit) {
-    // A caller that went away before its batch left takes no slot.
-    checks.retain(|c| !c.reply.is_closed());
-    let Some(oldest) = checks.iter().map(|c| c.queued).min() else {
-        return;
-    };
-    let cmd = inner.batch_command(&checks);
-    // The store timeout runs from when the oldest check was queued, so time spent
-    // waiting for a batch to leave counts too.
-    let answer = tokio::time::timeout_at(oldest + inner.config.timeout, inner.eval(&cmd)).await;
-    let answers = match answer {
-        Ok(Ok(v)) if v.len() == checks.len() => {
-            inner.recovered();
-            v
-        }
-        Ok(Ok(_)) => {
-            inner.failed("unexpected script answer");
-            Vec::new()
-        }
-        Ok(Err(e)) => {
-            inner.failed(why(&e));
-            Vec::new()
-        }
-        Err(_) => {
-            inner.failed("timeout");
-            Vec::new()
-        }
-    };
-    if answers.is_empty() {
-        for c in checks {
-            let _ = c.reply.send(None);
-        }
-        return;
-    }
-    for (c, a) in checks.into_iter().zip(answers) {
-        let _ = c.reply.send(Some(admission(a, inner.fallback.tallies())));
-    }
 }
 
 /// A check's answer from the script: wait µs × 8 + scope, or, to go, 0 or
@@ -198,10 +90,26 @@ pub(super) fn gcra(q: Quota, scope: i64) -> (i64, i64, i64) {
     (interval, tolerance, scope)
 }
 
+/// Which of a check's keys one script call reads. On one Redis, all of them; on a
+/// cluster, one shard's part at a time (see the [cluster module](super::cluster)).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Part {
+    /// Every key: one Redis.
+    All,
+    /// The number's: its cooldown, wrong codes, registration log and quotas.
+    Number,
+    /// The WABA's: its cooldown and quotas (only for checks that have a WABA).
+    Waba,
+    /// The app's: its cooldown and the global quotas.
+    App,
+}
+
 impl Inner {
-    /// The `EVALSHA` of the acquire script for `checks` (see [`ACQUIRE`] for the layout).
-    /// Keys every check of a shape shares (app cooldowns, global quotas) go in once.
-    fn batch_command(&self, checks: &[Check]) -> redis::Cmd {
+    /// The `EVALSHA` of the acquire script for `checks` (see [`ACQUIRE`] for the layout),
+    /// reading `part` of their keys. Keys every check of a shape shares (app cooldowns,
+    /// global quotas) go in once.
+    pub(super) fn batch_command(&self, checks: &[&Check], part: Part) -> redis::Cmd {
+        let with = |p: Part| part == Part::All || part == p;
         let prefix = self.config.key_prefix.as_str();
         let mut keys = Keys::default();
         let mut shapes: Vec<i64> = Vec::new();
@@ -209,75 +117,93 @@ impl Inner {
         // not yet described).
         let mut shape_ids = [[[0i64; 2]; 2]; 4];
         let mut shape_count = 0;
+        // The app part: each class's cooldown key, listed once, is every check's first.
+        let mut app_keys = [0i64; 4];
         let mut per_check: Vec<i64> = Vec::with_capacity(2 * checks.len());
         for check in checks {
             let (class, numbered) = (check.class, check.key.is_some());
             let wrong_max = match self.limits.wrong_codes {
-                Some(w) if class == QuotaClass::VerifyCode && numbered => i64::from(w.max()),
+                Some(w) if class == QuotaClass::VerifyCode && numbered && with(Part::Number) => {
+                    i64::from(w.max())
+                }
                 _ => 0,
             };
             let (reg_max, reg_window) = match self.limits.registration {
-                Some(r) if class == QuotaClass::Registration && numbered => {
+                Some(r) if class == QuotaClass::Registration && numbered && with(Part::Number) => {
                     (i64::from(r.max()), micros(r.window()))
                 }
                 _ => (0, 0),
             };
-            let mine: &[usize] = if numbered {
+            let mine: &[usize] = if numbered && with(Part::Number) {
                 &self.per_class[class.index()]
             } else {
                 &[]
             };
             let waba = check.waba.filter(|_| numbered);
             let wabas: Vec<usize> = match waba {
-                Some(_) => self
-                    .quotas
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, q)| q.2 == S_WABA)
-                    .map(|(idx, _)| idx)
-                    .collect(),
-                None => Vec::new(),
+                Some(_) if with(Part::Waba) => self.scoped(S_WABA).collect(),
+                _ => Vec::new(),
             };
             let id =
                 &mut shape_ids[class.index()][usize::from(numbered)][usize::from(waba.is_some())];
             if *id == 0 {
                 shape_count += 1;
                 *id = shape_count;
-                shapes.push(keys.add(prefix, Key::AppCooldown(class)));
+                shapes.push(match part {
+                    Part::All => keys.add(prefix, Key::AppCooldown(class)),
+                    _ => 0,
+                });
                 shapes.extend([wrong_max, reg_max, reg_window]);
                 shapes.push(mine.len() as i64);
                 shapes.extend(mine.iter().map(|&idx| idx as i64 + 1));
-                let shared = || {
-                    self.quotas
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, q)| q.2 == S_GLOBAL)
+                let globals: Vec<usize> = match with(Part::App) {
+                    true => self.scoped(S_GLOBAL).collect(),
+                    false => Vec::new(),
                 };
-                shapes.push(shared().count() as i64);
-                for (idx, _) in shared() {
+                shapes.push(globals.len() as i64);
+                for idx in globals {
                     shapes.push(keys.add(prefix, Key::Global(idx)));
                     shapes.push(idx as i64 + 1);
                 }
-                shapes.push(i64::from(waba.is_some()));
+                // Whether the WABA's cooldown follows the number's quotas; in its own part
+                // the WABA's cooldown is the check's first key.
+                shapes.push(i64::from(part == Part::All && waba.is_some()));
                 shapes.push(wabas.len() as i64);
                 shapes.extend(wabas.iter().map(|&idx| idx as i64 + 1));
             }
             per_check.push(*id);
             let number = Number(check.key);
-            per_check.push(keys.add(prefix, Key::Cooldown(class, number)));
-            if wrong_max > 0 {
-                keys.add(prefix, Key::WrongCodes(number));
-            }
-            if reg_max > 0 {
-                keys.add(prefix, Key::Registration(number));
-            }
-            for &idx in mine {
-                keys.add(prefix, Key::Quota(idx, number));
-            }
-            if let Some(w) = waba {
-                keys.add(prefix, Key::WabaCooldown(class, w));
-                for &idx in &wabas {
-                    keys.add(prefix, Key::WabaQuota(idx, w));
+            match (part, waba) {
+                (Part::App, _) => {
+                    let k = &mut app_keys[class.index()];
+                    if *k == 0 {
+                        *k = keys.add(prefix, Key::AppCooldown(class));
+                    }
+                    per_check.push(*k);
+                }
+                (Part::Waba, Some(w)) => {
+                    per_check.push(keys.add(prefix, Key::WabaCooldown(class, w)));
+                    for &idx in &wabas {
+                        keys.add(prefix, Key::WabaQuota(idx, w));
+                    }
+                }
+                _ => {
+                    per_check.push(keys.add(prefix, Key::Cooldown(class, number)));
+                    if wrong_max > 0 {
+                        keys.add(prefix, Key::WrongCodes(number));
+                    }
+                    if reg_max > 0 {
+                        keys.add(prefix, Key::Registration(number));
+                    }
+                    for &idx in mine {
+                        keys.add(prefix, Key::Quota(idx, number));
+                    }
+                    if let (Part::All, Some(w)) = (part, waba) {
+                        keys.add(prefix, Key::WabaCooldown(class, w));
+                        for &idx in &wabas {
+                            keys.add(prefix, Key::WabaQuota(idx, w));
+                        }
+                    }
                 }
             }
         }
@@ -298,6 +224,15 @@ impl Inner {
             .arg(per_check)
             .arg(i64::from(self.limits.mode == LimitMode::Shadow));
         cmd
+    }
+
+    /// The indexes in `quotas` of the quotas of one scope.
+    pub(super) fn scoped(&self, scope: i64) -> impl Iterator<Item = usize> + '_ {
+        self.quotas
+            .iter()
+            .enumerate()
+            .filter(move |(_, q)| q.2 == scope)
+            .map(|(idx, _)| idx)
     }
 }
 

@@ -39,24 +39,38 @@ impl RedisStore {
     /// [`PhoneNumberId::key`]: crate::PhoneNumberId::key
     pub async fn inspect(&self, number: u64) -> Result<NumberLimits, Error> {
         let n = Number(Some(number));
-        let mut keys: Vec<String> = Vec::with_capacity(14);
+        // The number's keys, then the app's: two hash tags, two reads on a cluster.
+        let mut keys: Vec<String> = Vec::with_capacity(10);
         keys.extend(QuotaClass::ALL.map(|c| self.key(Key::Cooldown(c, n))));
         keys.extend(QuotaClass::ALL.map(|c| self.key(Key::CooldownRecord(c, n))));
-        keys.extend(QuotaClass::ALL.map(|c| self.key(Key::AppCooldown(c))));
         keys.push(self.key(Key::WrongCodes(n)));
         keys.push(self.key(Key::Registration(n)));
+        let app: Vec<String> = QuotaClass::ALL
+            .map(|c| self.key(Key::AppCooldown(c)))
+            .into();
         let window = self
             .inner
             .limits
             .registration
             .map_or(0, |r| r.window().as_micros());
         let script = Script::new(include_str!("show.lua"));
-        let mut inv = script.prepare_invoke();
-        for k in &keys {
-            inv.key(k);
-        }
-        inv.arg(window.min(i64::MAX as u128).to_string());
-        let reply: Vec<String> = self.run(inv).await?;
+        let show = |keys: &[String], log: bool| {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(k);
+            }
+            inv.arg(window.min(i64::MAX as u128).to_string())
+                .arg(if log { "1" } else { "0" });
+            inv
+        };
+        let (mut reply, app) = (
+            self.run(show(&keys, true)).await?,
+            self.run(show(&app, false)).await?,
+        );
+        // Laid out as one read: now, own cooldowns, records, the app's, wrong codes, log.
+        let tail = reply.split_off(9);
+        reply.extend(app.into_iter().skip(1));
+        reply.extend(tail);
         let field = |i: usize| reply.get(i).map_or("", String::as_str);
         let int = |i: usize| field(i).parse::<u64>().unwrap_or(0);
         let now = int(0);

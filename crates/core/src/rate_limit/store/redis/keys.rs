@@ -1,5 +1,6 @@
 //! Every key the store keeps, named in one place, so the acquire script and the lessons
-//! always meet on the same keys; and the list of one script call's keys.
+//! always meet on the same keys, with the hash tag that places it on a cluster; and the
+//! list of one script call's keys.
 
 use std::fmt;
 
@@ -46,17 +47,19 @@ pub(super) enum Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hash tags (`{…}`) put a number's keys in one slot, the app's in another and each
+        // WABA's in its own: on a Redis Cluster, one script call reads one tag's keys.
         match self {
-            Key::Cooldown(c, n) => write!(f, "cd:{}:{n}", c.as_str()),
-            Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{n}", c.as_str()),
-            Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
-            Key::WabaCooldown(c, w) => write!(f, "cd:{}:w{w}", c.as_str()),
-            Key::WabaCooldownRecord(c, w) => write!(f, "cdr:{}:w{w}", c.as_str()),
-            Key::WabaQuota(idx, w) => write!(f, "wq{idx}:{w}"),
-            Key::WrongCodes(n) => write!(f, "wc:{n}"),
-            Key::Registration(n) => write!(f, "reg:{n}"),
-            Key::Quota(idx, n) => write!(f, "q{idx}:{n}"),
-            Key::Global(idx) => write!(f, "g{idx}"),
+            Key::Cooldown(c, n) => write!(f, "cd:{}:{{{n}}}", c.as_str()),
+            Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{{{n}}}", c.as_str()),
+            Key::AppCooldown(c) => write!(f, "cd:{}:{{app}}", c.as_str()),
+            Key::WabaCooldown(c, w) => write!(f, "cd:{}:{{w{w}}}", c.as_str()),
+            Key::WabaCooldownRecord(c, w) => write!(f, "cdr:{}:{{w{w}}}", c.as_str()),
+            Key::WabaQuota(idx, w) => write!(f, "wq{idx}:{{w{w}}}"),
+            Key::WrongCodes(n) => write!(f, "wc:{{{n}}}"),
+            Key::Registration(n) => write!(f, "reg:{{{n}}}"),
+            Key::Quota(idx, n) => write!(f, "q{idx}:{{{n}}}"),
+            Key::Global(idx) => write!(f, "g{idx}:{{app}}"),
         }
     }
 }

@@ -25,19 +25,22 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use redis::aio::ConnectionManagerConfig;
 use redis::Script;
 use tokio::sync::oneshot;
 
 mod batch;
+mod cluster;
 mod held;
 mod inspect;
 mod keys;
 mod probe;
+mod queue;
 mod state;
 
-use self::batch::{gcra, Check, Queue, ACQUIRE, S_GLOBAL, S_NUMBER, S_WABA};
+use self::batch::{gcra, Check, ACQUIRE, S_GLOBAL, S_NUMBER, S_WABA};
+use self::cluster::GIVE_BACK;
 use self::keys::{Key, Number};
+use self::queue::Queue;
 use self::state::{micros, Inner};
 use crate::error::Error;
 use crate::rate_limit::limits::Limits;
@@ -92,24 +95,12 @@ impl RedisStore {
     ///
     /// `invalid_input` when the URL cannot be used.
     pub fn new(config: StoreConfig, limits: Limits) -> Result<Self, Error> {
-        let url = config.url.as_ref().ok_or_else(|| {
-            Error::invalid_input(
-                "rate_limit.store.kind = \"redis\" needs rate_limit.store.url (redis://host:port)",
-            )
-        })?;
         if config.replicas == 0 {
             return Err(Error::invalid_input(
                 "rate_limit.store.replicas must be at least 1",
             ));
         }
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|_| Error::invalid_input(format!("cannot use Redis URL {url}")))?;
-        let conn_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout.max(Duration::from_millis(10)) * 4))
-            .set_response_timeout(Some(config.timeout))
-            // No retries inside: a failed check falls back at once, and the outage probe
-            // is the retry.
-            .set_number_of_retries(0);
+        let client = state::client(&config)?;
         limits.validate()?;
         if config.timeout.is_zero() {
             return Err(Error::invalid_input(
@@ -141,9 +132,9 @@ impl RedisStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
-                conn_config,
                 conn: Mutex::new(None),
                 acquire: Script::new(ACQUIRE),
+                give_back: Script::new(GIVE_BACK),
                 cooldown: Script::new(COOLDOWN),
                 wrong_code: Script::new(WRONG_CODE),
                 quotas,
@@ -153,6 +144,7 @@ impl RedisStore {
                 limits,
                 config,
                 outage: AtomicBool::new(false),
+                degraded: AtomicBool::new(false),
                 probe_at: AtomicU64::new(0),
                 epoch: tokio::time::Instant::now(),
             }),
@@ -181,8 +173,13 @@ impl RedisStore {
 
     /// The shared connection, for the dedup store that lives beside the limits. Only
     /// inside a runtime.
-    pub(crate) fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+    pub(crate) fn connection(&self) -> redis::RedisResult<state::Conn> {
         self.inner.conn()
+    }
+
+    /// Whether the store runs on a Redis Cluster, where one script reads one hash tag.
+    pub(crate) fn clustered(&self) -> bool {
+        self.inner.clustered()
     }
 
     /// The prefix every key of this store carries.

@@ -66,8 +66,22 @@ impl Inner {
         }
     }
 
+    /// On a cluster: one shard failed. Only the calls it holds fall back, so Redis is
+    /// not skipped; the warning says so once, until every shard answers again.
+    pub(super) fn shard_failed(&self, why: &str) {
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                url = %self.url(),
+                why,
+                policy = ?self.config.on_store_error,
+                "a rate-limit store shard is unavailable; applying on_store_error to the calls it holds"
+            );
+        }
+    }
+
     pub(super) fn recovered(&self) {
-        if self.outage.swap(false, Ordering::Relaxed) {
+        let degraded = self.degraded.swap(false, Ordering::Relaxed);
+        if self.outage.swap(false, Ordering::Relaxed) || degraded {
             tracing::info!(url = %self.url(), "rate-limit store answers again");
         }
     }

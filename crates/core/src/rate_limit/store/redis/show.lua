@@ -1,11 +1,15 @@
--- What the store holds for one number, read without changing anything.
--- KEYS[1..4] its cooldowns by class, KEYS[5..8] their records, KEYS[9..12] the app's
--- cooldowns, KEYS[13] its wrong-code counter, KEYS[14] its registration log.
--- ARGV[1] the registration window µs.
+-- What the store holds under one hash tag, read without changing anything.
+-- KEYS: keys to read; when ARGV[2] is '1', the last is a registration log, counted over
+-- the window ARGV[1] µs. Answers this Redis's clock (µs), then each key's value ('' when
+-- absent) or the log's count.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {string.format('%d', now)}
-for i = 1, 13 do out[#out + 1] = redis.call('GET', KEYS[i]) or '' end
-out[#out + 1] = tostring(redis.call('ZCOUNT', KEYS[14],
-  '(' .. string.format('%d', now - tonumber(ARGV[1])), '+inf'))
+local n = #KEYS
+if ARGV[2] == '1' then n = n - 1 end
+for i = 1, n do out[#out + 1] = redis.call('GET', KEYS[i]) or '' end
+if ARGV[2] == '1' then
+  out[#out + 1] = tostring(redis.call('ZCOUNT', KEYS[#KEYS],
+    '(' .. string.format('%d', now - tonumber(ARGV[1])), '+inf'))
+end
 return out
