@@ -232,7 +232,7 @@ impl CommonArgs {
         let missing = match store.kind {
             StoreKind::Redis => store.url.is_none(),
             StoreKind::RedisCluster => store.url.is_none() && store.urls.is_empty(),
-            _ => false,
+            StoreKind::Memory => false,
         };
         if missing {
             return Err(Error::invalid_input(

@@ -20,6 +20,8 @@ mod onboarding;
 mod reliability;
 // The Redis store against a real redis-server: replicas, cooldowns, faults.
 mod redis_store;
+// The Redis store and dedup on a real 3-primary Redis Cluster: parts, replicas, a dead shard.
+mod cluster;
 // The number's status, the preflight in onboarding, status and onboard in the CLI.
 mod status;
 // Tenants: a token per call, limits per WABA, the CLI's tenants file.

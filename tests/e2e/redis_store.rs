@@ -763,7 +763,7 @@ async fn the_redis_password_never_shows() {
 }
 
 /// Per number, the most arrivals in any window of `period`.
-fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
+pub(crate) fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
     times.sort();
     (0..times.len())
         .map(|k| {
@@ -777,7 +777,11 @@ fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
 }
 
 /// Three replicas (separate stacks and connections) drive 20 numbers for `run`.
-async fn three_replicas(recorder: &Recorder, config: impl Fn() -> StackConfig, run: Duration) {
+pub(crate) async fn three_replicas(
+    recorder: &Recorder,
+    config: impl Fn() -> StackConfig,
+    run: Duration,
+) {
     let replicas: Vec<Client> = (0..3).map(|_| client(config())).collect();
     let end = Instant::now() + run;
     let mut tasks = Vec::new();

@@ -1,0 +1,532 @@
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wa_verify_core::config::{StackConfig, StoreKind};
+use wa_verify_core::rate_limit::redis::RedisStore;
+use wa_verify_core::rate_limit::{
+    Acquire, Admission, Limits, OnStoreError, Quota, QuotaClass, RateLimitStore, Scope, StoreConfig,
+};
+use wa_verify_core::Client;
+use wa_verify_sandbox::SandboxConfig;
+
+use crate::redis_store::{max_in_window, three_replicas};
+use crate::support::*;
+
+/// A Redis Cluster of three primaries (no replicas) from Debian's `redis-server`, on
+/// loopback ports, in a directory of its own. A node killed keeps its `nodes.conf`, so it
+/// comes back with its slots.
+pub(crate) struct RedisCluster {
+    dir: PathBuf,
+    pub(crate) ports: [u16; 3],
+    nodes: [Option<Child>; 3],
+}
+
+/// A port free for a node and its cluster bus (port + 10000).
+fn free_port_pair(seed: &mut u64) -> u16 {
+    for _ in 0..1000 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = 20_000 + (*seed >> 33) as u16 % 25_000;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+fn cli_output(args: &[&str]) -> String {
+    match Command::new("redis-cli").args(args).output() {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => panic!("cannot run redis-cli ({e}): install redis-server (.ci/run does)"),
+    }
+}
+
+impl RedisCluster {
+    pub(crate) async fn start(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("wa-verify-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut seed = u64::from(std::process::id())
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+        let mut ports = [0u16; 3];
+        for i in 0..3 {
+            loop {
+                let p = free_port_pair(&mut seed);
+                if !ports[..i]
+                    .iter()
+                    .any(|q| q.abs_diff(p) <= 1 || q.abs_diff(p) == 10_000)
+                {
+                    ports[i] = p;
+                    break;
+                }
+            }
+        }
+        let mut c = Self {
+            dir,
+            ports,
+            nodes: [None, None, None],
+        };
+        for i in 0..3 {
+            c.spawn(i).await;
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = Command::new("redis-cli")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for i in 0..3 {
+            c.until_ok(i).await;
+        }
+        c
+    }
+
+    async fn spawn(&mut self, i: usize) {
+        let port = self.ports[i].to_string();
+        let conf = format!("nodes-{port}.conf");
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &conf, "--cluster-node-timeout", "1000"])
+            // A dead primary leaves the others serving their own slots.
+            .args(["--cluster-require-full-coverage", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server` (.ci/run does)")
+            });
+        self.nodes[i] = Some(child);
+        let port = self.ports[i];
+        eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            "a cluster node answers PING",
+            || async move {
+                match cli_output(&["-p", &port.to_string(), "PING"]).trim() {
+                    "PONG" => Ok(()),
+                    other => Err(other.to_owned()),
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Waits (bounded) until node `i` sees the cluster as whole.
+    async fn until_ok(&self, i: usize) {
+        let port = self.ports[i].to_string();
+        eventually(
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            "cluster_state:ok",
+            || {
+                let port = port.clone();
+                async move {
+                    let info = cli_output(&["-p", &port, "CLUSTER", "INFO"]);
+                    match info.contains("cluster_state:ok") {
+                        true => Ok(()),
+                        false => Err(info.lines().next().unwrap_or_default().to_owned()),
+                    }
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Every node's URL.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The index of the node that holds `key`'s slot.
+    pub(crate) fn owner(&self, key: &str) -> usize {
+        let live = self
+            .ports
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, n)| n.is_some())
+            .map(|(p, _)| p.to_string())
+            .expect("a live node");
+        let slot: u16 = cli_output(&["-p", &live, "CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .unwrap();
+        for line in cli_output(&["-p", &live, "CLUSTER", "NODES"]).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(port) = fields
+                .get(1)
+                .and_then(|a| a.split('@').next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            let holds = fields.iter().skip(8).any(|range| {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+            });
+            if holds {
+                return self.ports.iter().position(|p| *p == port).unwrap();
+            }
+        }
+        panic!("no node holds slot {slot}");
+    }
+
+    /// Runs `redis-cli -c` (following redirects) against a live node.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let live = self
+            .ports
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, n)| n.is_some())
+            .map(|(p, _)| p.to_string())
+            .expect("a live node");
+        let mut all = vec!["-c", "-p", &live];
+        all.extend_from_slice(args);
+        cli_output(&all)
+    }
+
+    /// SIGKILL node `i`, as a crash would.
+    pub(crate) fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `i` again (its data is gone; its slots come back with it).
+    pub(crate) async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i).await;
+        self.until_ok(i).await;
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn quota(rate: &str, burst: u32) -> Quota {
+    Quota::new(rate.parse().unwrap(), burst)
+}
+
+/// Store settings on the cluster, with a wide timeout (a loaded machine never falls back
+/// by accident).
+fn on_cluster(cluster: &RedisCluster, prefix: &str) -> StoreConfig {
+    let mut c = StoreConfig::default();
+    c.kind = StoreKind::RedisCluster;
+    c.urls = cluster.urls().iter().map(|u| u.parse().unwrap()).collect();
+    c.key_prefix = prefix.to_owned();
+    c.timeout = Duration::from_secs(2);
+    c.on_store_error = OnStoreError::Local;
+    c
+}
+
+async fn admit_in<S: RateLimitStore>(s: &S, key: u64, waba: u64, class: QuotaClass) -> Admission {
+    match s.acquire_in(Some(key), Some(waba), class) {
+        Acquire::Ready(a) => a,
+        Acquire::Pending(f) => f.await,
+    }
+}
+
+/// A check of a number of no WABA: its number's shard and the app's.
+async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
+    match s.acquire(Some(key), class) {
+        Acquire::Ready(a) => a,
+        Acquire::Pending(f) => f.await,
+    }
+}
+
+fn scope(a: Admission) -> Option<Scope> {
+    match a {
+        Admission::Go => None,
+        Admission::Wait { scope, .. } => Some(scope),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_across_shards_answers_like_one_redis_and_gives_back_what_a_later_shard_refused() {
+    let cluster = RedisCluster::start("parts").await;
+    let redis = RedisServer::start().await;
+    let mut limits = Limits::quotas(&[quota("1/h", 2)], Some(quota("1/h", 5)));
+    limits.per_waba = vec![quota("1/h", 3)];
+    // (number, WABA) one after another, and what binds: the per-number quota, then the
+    // WABA's (number 3 takes its own slot on its shard, gives it back), the global one.
+    let calls: [(u64, u64, Option<Scope>); 9] = [
+        (1, 1, None),
+        (1, 1, None),
+        (1, 1, Some(Scope::Number)),
+        (2, 1, None),
+        (3, 1, Some(Scope::Waba)),
+        (3, 2, None),
+        // Number 3's second call goes: the slot the WABA refused was given back.
+        (3, 2, None),
+        (3, 2, Some(Scope::Number)),
+        (4, 2, Some(Scope::Global)),
+    ];
+    let mut single = StoreConfig::default();
+    single.kind = StoreKind::Redis;
+    single.url = Some(redis.url().parse().unwrap());
+    single.key_prefix = "parts:".into();
+    single.timeout = Duration::from_secs(2);
+    let one = RedisStore::new(single, limits.clone()).unwrap();
+    let sharded = RedisStore::new(on_cluster(&cluster, "parts:"), limits).unwrap();
+    for (n, w, expected) in calls {
+        let (a, b) = (
+            admit_in(&one, n, w, QuotaClass::RequestCode).await,
+            admit_in(&sharded, n, w, QuotaClass::RequestCode).await,
+        );
+        assert_eq!(
+            scope(a),
+            expected,
+            "one Redis, number {n} in WABA {w}: {a:?}"
+        );
+        assert_eq!(scope(b), expected, "cluster, number {n} in WABA {w}: {b:?}");
+    }
+    assert_eq!(sharded.fallback_answers(), 0);
+    // Every slot or none: number 4's quota and WABA 2's third slot were given back.
+    assert_eq!(cluster.cli(&["EXISTS", "parts:q0:{4}"]).trim(), "0");
+    let waba_left = admit_in(&sharded, 9, 2, QuotaClass::RequestCode).await;
+    assert_eq!(
+        scope(waba_left),
+        Some(Scope::Global),
+        "WABA 2 still has room; the global quota refuses"
+    );
+}
+
+fn cluster_config(base: &str, cluster: &RedisCluster, per_number: Quota) -> StackConfig {
+    let mut c = client_config(base);
+    c.rate_limit.per_number = vec![per_number];
+    // Never binding: every call also takes a slot on the app's shard.
+    c.rate_limit.global = Some(quota("10000/s", 10000));
+    c.rate_limit.store = on_cluster(cluster, "wa-verify:");
+    c.rate_limit.store.replicas = 3;
+    c.retry.enabled = false;
+    // These tests count the calls the limiter lets through: every call must be a send.
+    c.dedup.enabled = false;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
+    let cluster = RedisCluster::start("replicas").await;
+    let recorder = Recorder::start(|_, _| None).await;
+    let q = quota("5/s", 1);
+    let run = Duration::from_secs(2);
+    three_replicas(
+        &recorder,
+        || cluster_config(&recorder.base(), &cluster, q),
+        run,
+    )
+    .await;
+    let mut by_number = recorder.times_by_number();
+    let worst = by_number
+        .values_mut()
+        .map(|t| max_in_window(t, Duration::from_secs(1)))
+        .max()
+        .unwrap();
+    let total: usize = by_number.values().map(Vec::len).sum();
+    let capacity = 20.0 * 5.0 * run.as_secs_f64();
+    eprintln!("redis cluster, 3 replicas: {total} calls reached the server (capacity {capacity}), worst 1 s window {worst} (quota 5 + burst 1)");
+    assert!(worst <= 6, "a number got {worst} calls in one second");
+    // The numbers spread over all three shards (3000..3020).
+    let owners: std::collections::HashSet<usize> = (3000..3020)
+        .map(|n| cluster.owner(&format!("wa-verify:q0:{{{n}}}")))
+        .collect();
+    assert_eq!(owners.len(), 3, "{owners:?}");
+    // Not a speed check: the shared quota must not refuse calls it has room for.
+    assert!(total as f64 >= 0.5 * capacity, "{total} of {capacity}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_it_is_back() {
+    let mut cluster = RedisCluster::start("kill").await;
+    let mut config = on_cluster(&cluster, "kill:");
+    // Short, as in production; the bounds below allow 100 times as much.
+    config.timeout = Duration::from_millis(300);
+    let limits = Limits::quotas(&[quota("1/h", 1)], None);
+    let first = RedisStore::new(config.clone(), limits.clone()).unwrap();
+    let app = cluster.owner("kill:cd:request_code:{app}");
+    let victim = (app + 1) % 3;
+    let on = |node: usize| -> Vec<u64> {
+        (1..400u64)
+            .filter(|n| cluster.owner(&format!("kill:q0:{{{n}}}")) == node)
+            .take(3)
+            .collect()
+    };
+    let (dead, live) = (on(victim), on(app));
+    assert_eq!((dead.len(), live.len()), (3, 3));
+    // The first replica takes number `dead[0]`'s only slot while every shard is up.
+    assert_eq!(
+        admit(&first, dead[0], QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    assert_eq!(first.fallback_answers(), 0, "every shard answered");
+    cluster.kill(victim);
+    let second = RedisStore::new(config, limits).unwrap();
+    for &n in &live {
+        let started = Instant::now();
+        assert_eq!(
+            admit(&first, n, QuotaClass::RequestCode).await,
+            Admission::Go
+        );
+        // Redis, not the fallback: the second replica has never seen the number.
+        let a = admit(&second, n, QuotaClass::RequestCode).await;
+        assert_eq!(scope(a), Some(Scope::Number), "number {n} on a live shard");
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+    let before = second.fallback_answers();
+    for &n in &dead {
+        let started = Instant::now();
+        let a = admit(&second, n, QuotaClass::RequestCode).await;
+        // The fallback's own share: it has not seen the number, so it admits.
+        assert_eq!(a, Admission::Go, "number {n} on the dead shard");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "bounded by the 300 ms store timeout: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(second.fallback_answers() - before, dead.len() as u64);
+    assert!(
+        !second.is_in_outage(),
+        "the app's shard is up: Redis is not skipped"
+    );
+    cluster.restart(victim).await;
+    // Back: the restarted shard answers again. Its state was lost with it, so the first
+    // replica takes a fresh number's slot there and the second is refused by Redis.
+    let fresh: Vec<u64> = (400..2000u64)
+        .filter(|n| cluster.owner(&format!("kill:q0:{{{n}}}")) == victim)
+        .take(200)
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (f, s, fresh, next) = (&first, &second, &fresh, &next);
+    eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        "the restarted shard answers",
+        || async move {
+            let n = fresh[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % fresh.len()];
+            let fell = (f.fallback_answers(), s.fallback_answers());
+            let a = admit(f, n, QuotaClass::RequestCode).await;
+            let b = admit(s, n, QuotaClass::RequestCode).await;
+            let redis = fell == (f.fallback_answers(), s.fallback_answers());
+            match (a, scope(b), redis) {
+                (Admission::Go, Some(Scope::Number), true) => Ok(()),
+                other => Err(format!("number {n}: {other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+fn cluster_client(base: &str, cluster: &RedisCluster) -> Client {
+    let mut c = client_config(base);
+    c.rate_limit.store = on_cluster(cluster, "dedup-cluster:");
+    client(c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_through_a_redis_cluster_send_one_code() {
+    let cluster = RedisCluster::start("dedup").await;
+    let mut cfg = SandboxConfig::default();
+    cfg.faults.latency = Duration::from_millis(300);
+    cfg.number_faults.insert(
+        "4200".into(),
+        wa_verify_sandbox::NumberFault::always(wa_verify_sandbox::FaultKind::Latency),
+    );
+    let sb = sandbox(cfg).await;
+    let replicas: Vec<Client> = (0..3)
+        .map(|_| cluster_client(sb.base_url(), &cluster))
+        .collect();
+    let mut calls = Vec::new();
+    for c in &replicas {
+        for _ in 0..20 {
+            let c = c.clone();
+            calls.push(tokio::spawn(async move {
+                c.request_code(request("4200")).await
+            }));
+        }
+    }
+    let mut traces = std::collections::HashSet::new();
+    for call in calls {
+        let r = call.await.unwrap().unwrap();
+        traces.insert(r.fbtrace_id().unwrap().to_owned());
+    }
+    assert_eq!(sb.outbox().sent_to("4200"), 1, "one code for 60 callers");
+    assert_eq!(traces.len(), 1, "{traces:?}");
+    assert_eq!(replicas[0].rate_limit_store().fallback_answers(), 0);
+}
+
+/// The CLI, one process per call, on the cluster.
+fn cli(
+    sb: &wa_verify_sandbox::SandboxHandle,
+    cluster: &RedisCluster,
+    number: &str,
+    extra: &[&str],
+) -> Command {
+    let urls = cluster.urls();
+    let mut args = vec![
+        "request-code",
+        "--phone-number-id",
+        number,
+        "--base-url",
+        sb.base_url(),
+        "--limiter-store",
+        "redis-cluster",
+        "--output",
+        "json",
+    ];
+    for u in &urls {
+        args.extend(["--redis-url", u.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    let mut cmd = wa(&args);
+    cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_cli_runs_share_the_window_and_idempotency_keys_through_a_cluster() {
+    let cluster = RedisCluster::start("cli").await;
+    let sb = sandbox(SandboxConfig::default()).await;
+    let first = run(cli(&sb, &cluster, "4900", &[])).await;
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let second = json(&run(cli(&sb, &cluster, "4900", &[])).await);
+    assert_eq!(second["already_sent"].as_bool(), Some(true), "{second}");
+    assert_eq!(sb.outbox().sent_to("4900"), 1);
+    let key = ["--idempotency-key", "signup-7"];
+    let k1 = json(&run(cli(&sb, &cluster, "4901", &key)).await);
+    let k2 = json(&run(cli(&sb, &cluster, "4901", &key)).await);
+    assert_eq!(k2["replayed"].as_bool(), Some(true), "{k2}");
+    assert_eq!(k2["fbtrace_id"], k1["fbtrace_id"]);
+    // The key is tied to its number across shards too.
+    let other = run(cli(&sb, &cluster, "4902", &key)).await;
+    assert_eq!(other.status.code(), Some(2), "{other:?}");
+    assert_eq!(json(&other)["error"]["kind"], "invalid_input");
+    assert_eq!(sb.outbox().sent_to("4902"), 0);
+}
