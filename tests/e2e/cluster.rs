@@ -1,234 +1,18 @@
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wa_verify_core::config::{StackConfig, StoreKind};
 use wa_verify_core::rate_limit::redis::RedisStore;
 use wa_verify_core::rate_limit::{
-    Acquire, Admission, Limits, OnStoreError, Quota, QuotaClass, RateLimitStore, Scope, StoreConfig,
+    Acquire, Admission, Lesson, Limits, OnStoreError, Quota, QuotaClass, RateLimitStore, Scope,
+    StoreConfig,
 };
 use wa_verify_core::Client;
 use wa_verify_sandbox::SandboxConfig;
 
+use crate::redis_cluster::RedisCluster;
 use crate::redis_store::{max_in_window, three_replicas};
 use crate::support::*;
-
-/// A Redis Cluster of three primaries (no replicas) from Debian's `redis-server`, on
-/// loopback ports, in a directory of its own. A node killed keeps its `nodes.conf`, so it
-/// comes back with its slots.
-pub(crate) struct RedisCluster {
-    dir: PathBuf,
-    pub(crate) ports: [u16; 3],
-    nodes: [Option<Child>; 3],
-}
-
-/// A port free for a node and its cluster bus (port + 10000).
-fn free_port_pair(seed: &mut u64) -> u16 {
-    for _ in 0..1000 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let port = 20_000 + (*seed >> 33) as u16 % 25_000;
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(port) && free(port + 10_000) {
-            return port;
-        }
-    }
-    panic!("no free port pair for a cluster node");
-}
-
-fn cli_output(args: &[&str]) -> String {
-    match Command::new("redis-cli").args(args).output() {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Err(e) => panic!("cannot run redis-cli ({e}): install redis-server (.ci/run does)"),
-    }
-}
-
-impl RedisCluster {
-    pub(crate) async fn start(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("wa-verify-cluster-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut seed = u64::from(std::process::id())
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64;
-        let mut ports = [0u16; 3];
-        for i in 0..3 {
-            loop {
-                let p = free_port_pair(&mut seed);
-                if !ports[..i]
-                    .iter()
-                    .any(|q| q.abs_diff(p) <= 1 || q.abs_diff(p) == 10_000)
-                {
-                    ports[i] = p;
-                    break;
-                }
-            }
-        }
-        let mut c = Self {
-            dir,
-            ports,
-            nodes: [None, None, None],
-        };
-        for i in 0..3 {
-            c.spawn(i).await;
-        }
-        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let mut args = vec!["--cluster", "create"];
-        args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = Command::new("redis-cli")
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        for i in 0..3 {
-            c.until_ok(i).await;
-        }
-        c
-    }
-
-    async fn spawn(&mut self, i: usize) {
-        let port = self.ports[i].to_string();
-        let conf = format!("nodes-{port}.conf");
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &conf, "--cluster-node-timeout", "1000"])
-            // A dead primary leaves the others serving their own slots.
-            .args(["--cluster-require-full-coverage", "no"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server` (.ci/run does)")
-            });
-        self.nodes[i] = Some(child);
-        let port = self.ports[i];
-        eventually(
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            "a cluster node answers PING",
-            || async move {
-                match cli_output(&["-p", &port.to_string(), "PING"]).trim() {
-                    "PONG" => Ok(()),
-                    other => Err(other.to_owned()),
-                }
-            },
-        )
-        .await;
-    }
-
-    /// Waits (bounded) until node `i` sees the cluster as whole.
-    async fn until_ok(&self, i: usize) {
-        let port = self.ports[i].to_string();
-        eventually(
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            "cluster_state:ok",
-            || {
-                let port = port.clone();
-                async move {
-                    let info = cli_output(&["-p", &port, "CLUSTER", "INFO"]);
-                    match info.contains("cluster_state:ok") {
-                        true => Ok(()),
-                        false => Err(info.lines().next().unwrap_or_default().to_owned()),
-                    }
-                }
-            },
-        )
-        .await;
-    }
-
-    /// Every node's URL.
-    pub(crate) fn urls(&self) -> Vec<String> {
-        self.ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect()
-    }
-
-    /// The index of the node that holds `key`'s slot.
-    pub(crate) fn owner(&self, key: &str) -> usize {
-        let live = self
-            .ports
-            .iter()
-            .zip(&self.nodes)
-            .find(|(_, n)| n.is_some())
-            .map(|(p, _)| p.to_string())
-            .expect("a live node");
-        let slot: u16 = cli_output(&["-p", &live, "CLUSTER", "KEYSLOT", key])
-            .trim()
-            .parse()
-            .unwrap();
-        for line in cli_output(&["-p", &live, "CLUSTER", "NODES"]).lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let Some(port) = fields
-                .get(1)
-                .and_then(|a| a.split('@').next())
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse::<u16>().ok())
-            else {
-                continue;
-            };
-            let holds = fields.iter().skip(8).any(|range| {
-                let (a, b) = range.split_once('-').unwrap_or((range, range));
-                matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
-            });
-            if holds {
-                return self.ports.iter().position(|p| *p == port).unwrap();
-            }
-        }
-        panic!("no node holds slot {slot}");
-    }
-
-    /// Runs `redis-cli -c` (following redirects) against a live node.
-    pub(crate) fn cli(&self, args: &[&str]) -> String {
-        let live = self
-            .ports
-            .iter()
-            .zip(&self.nodes)
-            .find(|(_, n)| n.is_some())
-            .map(|(p, _)| p.to_string())
-            .expect("a live node");
-        let mut all = vec!["-c", "-p", &live];
-        all.extend_from_slice(args);
-        cli_output(&all)
-    }
-
-    /// SIGKILL node `i`, as a crash would.
-    pub(crate) fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts node `i` again (its data is gone; its slots come back with it).
-    pub(crate) async fn restart(&mut self, i: usize) {
-        self.kill(i);
-        self.spawn(i).await;
-        self.until_ok(i).await;
-    }
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill(i);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn quota(rate: &str, burst: u32) -> Quota {
     Quota::new(rate.parse().unwrap(), burst)
@@ -270,7 +54,7 @@ fn scope(a: Admission) -> Option<Scope> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_across_shards_answers_like_one_redis_and_gives_back_what_a_later_shard_refused() {
-    let cluster = RedisCluster::start("parts").await;
+    let cluster = RedisCluster::start("parts", Command::new);
     let redis = RedisServer::start().await;
     let mut limits = Limits::quotas(&[quota("1/h", 2)], Some(quota("1/h", 5)));
     limits.per_waba = vec![quota("1/h", 3)];
@@ -316,6 +100,22 @@ async fn a_check_across_shards_answers_like_one_redis_and_gives_back_what_a_late
         Some(Scope::Global),
         "WABA 2 still has room; the global quota refuses"
     );
+    // Operators read and clear a number's state across its shard and the app's.
+    let throttle = |app_wide| Lesson::Throttled {
+        wait: Duration::from_secs(600),
+        app_wide,
+        code: None,
+    };
+    sharded
+        .learn(Some(5), QuotaClass::RequestCode, throttle(false))
+        .await;
+    sharded
+        .learn(None, QuotaClass::VerifyCode, throttle(true))
+        .await;
+    let shown = sharded.inspect(5).await.unwrap();
+    assert_eq!(shown.cooldowns.len(), 2, "its own and the app's: {shown:?}");
+    assert_eq!(sharded.clear(5, None).await.unwrap(), 1, "its own only");
+    assert_eq!(sharded.inspect(5).await.unwrap().cooldowns.len(), 1);
 }
 
 fn cluster_config(base: &str, cluster: &RedisCluster, per_number: Quota) -> StackConfig {
@@ -333,7 +133,7 @@ fn cluster_config(base: &str, cluster: &RedisCluster, per_number: Quota) -> Stac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
-    let cluster = RedisCluster::start("replicas").await;
+    let cluster = RedisCluster::start("replicas", Command::new);
     let recorder = Recorder::start(|_, _| None).await;
     let q = quota("5/s", 1);
     let run = Duration::from_secs(2);
@@ -364,7 +164,7 @@ async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_it_is_back() {
-    let mut cluster = RedisCluster::start("kill").await;
+    let mut cluster = RedisCluster::start("kill", Command::new);
     let mut config = on_cluster(&cluster, "kill:");
     // Short, as in production; the bounds below allow 100 times as much.
     config.timeout = Duration::from_millis(300);
@@ -375,17 +175,31 @@ async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_
     let on = |node: usize| -> Vec<u64> {
         (1..400u64)
             .filter(|n| cluster.owner(&format!("kill:q0:{{{n}}}")) == node)
-            .take(3)
+            .take(4)
             .collect()
     };
-    let (dead, live) = (on(victim), on(app));
-    assert_eq!((dead.len(), live.len()), (3, 3));
+    let (mut dead, live) = (on(victim), on(app));
+    assert_eq!((dead.len(), live.len()), (4, 4));
+    let paused = dead.pop().unwrap();
     // The first replica takes number `dead[0]`'s only slot while every shard is up.
     assert_eq!(
         admit(&first, dead[0], QuotaClass::RequestCode).await,
         Admission::Go
     );
     assert_eq!(first.fallback_answers(), 0, "every shard answered");
+    // A paused primary (hung, not refusing): its check falls back within the timeout.
+    cluster.node_cli(victim, &["CLIENT", "PAUSE", "30000", "ALL"]);
+    let started = Instant::now();
+    assert_eq!(
+        admit(&first, paused, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a paused shard costs its check the 300 ms timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(first.fallback_answers(), 1, "answered by the fallback");
     cluster.kill(victim);
     let second = RedisStore::new(config, limits).unwrap();
     for &n in &live {
@@ -416,7 +230,7 @@ async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_
         !second.is_in_outage(),
         "the app's shard is up: Redis is not skipped"
     );
-    cluster.restart(victim).await;
+    cluster.restart(victim);
     // Back: the restarted shard answers again. Its state was lost with it, so the first
     // replica takes a fresh number's slot there and the second is refused by Redis.
     let fresh: Vec<u64> = (400..2000u64)
@@ -452,7 +266,7 @@ fn cluster_client(base: &str, cluster: &RedisCluster) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_through_a_redis_cluster_send_one_code() {
-    let cluster = RedisCluster::start("dedup").await;
+    let cluster = RedisCluster::start("dedup", Command::new);
     let mut cfg = SandboxConfig::default();
     cfg.faults.latency = Duration::from_millis(300);
     cfg.number_faults.insert(
@@ -512,7 +326,7 @@ fn cli(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_cli_runs_share_the_window_and_idempotency_keys_through_a_cluster() {
-    let cluster = RedisCluster::start("cli").await;
+    let cluster = RedisCluster::start("cli", Command::new);
     let sb = sandbox(SandboxConfig::default()).await;
     let first = run(cli(&sb, &cluster, "4900", &[])).await;
     assert_eq!(first.status.code(), Some(0), "{first:?}");

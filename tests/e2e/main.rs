@@ -22,6 +22,8 @@ mod reliability;
 mod redis_store;
 // The Redis store and dedup on a real 3-primary Redis Cluster: parts, replicas, a dead shard.
 mod cluster;
+// The cluster itself, shared with the throughput bench.
+mod redis_cluster;
 // The number's status, the preflight in onboarding, status and onboard in the CLI.
 mod status;
 // Tenants: a token per call, limits per WABA, the CLI's tenants file.

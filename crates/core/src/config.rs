@@ -254,4 +254,26 @@ mod tests {
             .to_string()
             .contains("at least 1"));
     }
+
+    #[test]
+    fn a_redis_cluster_store_takes_its_nodes_and_says_what_is_missing() {
+        for kind in ["redis_cluster", "redis-cluster"] {
+            let cfg = StackConfig::from_toml(&format!(
+                "[rate_limit.store]\nkind = \"{kind}\"\n\
+                 urls = [\"redis://127.0.0.1:7000\", \"redis://:FAKE-pass@127.0.0.1:7001\"]"
+            ))
+            .unwrap();
+            assert_eq!(cfg.rate_limit.store.kind, StoreKind::RedisCluster);
+            assert_eq!(cfg.rate_limit.store.urls.len(), 2);
+            assert!(!format!("{cfg:?}").contains("FAKE-pass"));
+            #[cfg(feature = "redis")]
+            assert!(cfg.rate_limit.store().is_ok());
+        }
+        let cfg = StackConfig::from_toml("[rate_limit.store]\nkind = \"redis_cluster\"").unwrap();
+        let e = cfg.rate_limit.store().unwrap_err().to_string();
+        #[cfg(feature = "redis")]
+        assert!(e.contains("rate_limit.store.urls"), "{e}");
+        #[cfg(not(feature = "redis"))]
+        assert!(e.contains("`redis` feature"), "{e}");
+    }
 }
