@@ -13,6 +13,11 @@
 
 mod support;
 
+// The e2e tests' 3-primary cluster; the bench starts and reads it, and kills no node.
+#[allow(dead_code)]
+#[path = "../tests/e2e/redis_cluster.rs"]
+mod redis_cluster;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -670,7 +675,7 @@ impl Drop for RedisProc {
 async fn redis_store(full: bool) {
     use wa_verify_core::config::StoreKind;
     use wa_verify_core::rate_limit::redis::RedisStore;
-    use wa_verify_core::rate_limit::{Acquire, Limits, QuotaClass, RateLimitStore, StoreConfig};
+    use wa_verify_core::rate_limit::{Limits, StoreConfig};
 
     let redis = RedisProc::start();
     let mut config = StoreConfig::default();
@@ -693,31 +698,7 @@ async fn redis_store(full: bool) {
     println!("|---|---|---|---|---|---|");
     for c in [1usize, 64] {
         let scripts = redis.script_calls();
-        let end = Instant::now() + time;
-        let tasks: Vec<_> = (0..c)
-            .map(|t| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-                    let mut i = t as u64;
-                    while Instant::now() < end {
-                        let sent = Instant::now();
-                        if let Acquire::Pending(f) =
-                            store.acquire(Some(i % 10_000), QuotaClass::RequestCode)
-                        {
-                            f.await;
-                        }
-                        let _ = h.record(sent.elapsed().as_micros().max(1) as u64);
-                        i += c as u64;
-                    }
-                    h
-                })
-            })
-            .collect();
-        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for t in tasks {
-            h.add(t.await.unwrap()).unwrap();
-        }
+        let h = checks_from(&store, c, time).await;
         let scripts = redis.script_calls() - scripts;
         println!(
             "| {c} | {:.0} | {} | {} | {:.1} | {} |",
@@ -728,6 +709,7 @@ async fn redis_store(full: bool) {
             store.is_in_outage()
         );
     }
+    cluster_against_one_redis(&redis, full).await;
     cooldown_checks(&redis, full).await;
     dedup_over_redis(&redis, full).await;
     let sandbox = SandboxProc::start(Some("[outbox]\nmax_entries = 100000\n"));
@@ -761,6 +743,89 @@ async fn redis_store(full: bool) {
             x.rps,
             x.rps / m.rps
         );
+    }
+    println!();
+}
+
+/// Checks per second and latency from `c` callers on `store` for `time` (distinct numbers,
+/// nothing binding): the histogram of each check's latency, µs.
+async fn checks_from<S>(store: &S, c: usize, time: Duration) -> Histogram<u64>
+where
+    S: wa_verify_core::rate_limit::RateLimitStore + Clone + Send + Sync + 'static,
+    S::Future: Send,
+{
+    use wa_verify_core::rate_limit::{Acquire, QuotaClass};
+
+    let end = Instant::now() + time;
+    let tasks: Vec<_> = (0..c)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let mut i = t as u64;
+                while Instant::now() < end {
+                    let sent = Instant::now();
+                    if let Acquire::Pending(f) =
+                        store.acquire(Some(i % 10_000), QuotaClass::RequestCode)
+                    {
+                        f.await;
+                    }
+                    let _ = h.record(sent.elapsed().as_micros().max(1) as u64);
+                    i += c as u64;
+                }
+                h
+            })
+        })
+        .collect();
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for t in tasks {
+        h.add(t.await.unwrap()).unwrap();
+    }
+    h
+}
+
+/// The same checks on a 3-primary Redis Cluster (every node on the server core, as the
+/// single Redis is) and on one Redis, alternating in the same run. A check on the cluster
+/// is two script calls (its number's shard, then the app's), each batched per hash tag.
+async fn cluster_against_one_redis(redis: &RedisProc, full: bool) {
+    use wa_verify_core::config::StoreKind;
+    use wa_verify_core::rate_limit::redis::RedisStore;
+    use wa_verify_core::rate_limit::{Limits, StoreConfig};
+
+    let cluster = redis_cluster::RedisCluster::start("bench", on_server_core).await;
+    let limits = Limits::quotas(&[support::never_binding()], Some(support::never_binding()));
+    let mut single = StoreConfig::default();
+    single.url = Some(redis.url.parse().unwrap());
+    single.key_prefix = "vs:".into();
+    let mut sharded = single.clone();
+    sharded.kind = StoreKind::RedisCluster;
+    sharded.url = None;
+    sharded.urls = cluster.urls().iter().map(|u| u.parse().unwrap()).collect();
+    let one = RedisStore::new(single, limits.clone()).unwrap();
+    let three = RedisStore::new(sharded, limits).unwrap();
+    let (rounds, time) = if full {
+        (3, Duration::from_secs(3))
+    } else {
+        (1, Duration::from_millis(200))
+    };
+    println!("\n## Redis Cluster (3 primaries) against one Redis, per-number + global quota, {time:?} per cell\n");
+    println!("| round | concurrency | one Redis checks/s | p99 µs | cluster checks/s | p99 µs | cluster / one | fell back |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in 1..=rounds {
+        for c in [1usize, 64] {
+            let a = checks_from(&one, c, time).await;
+            let b = checks_from(&three, c, time).await;
+            let rate = |h: &Histogram<u64>| h.len() as f64 / time.as_secs_f64();
+            println!(
+                "| {r} | {c} | {:.0} | {} | {:.0} | {} | {:.2} | {} |",
+                rate(&a),
+                a.value_at_quantile(0.99),
+                rate(&b),
+                b.value_at_quantile(0.99),
+                rate(&b) / rate(&a),
+                one.fallback_answers() + three.fallback_answers()
+            );
+        }
     }
     println!();
 }

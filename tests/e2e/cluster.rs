@@ -54,7 +54,7 @@ fn scope(a: Admission) -> Option<Scope> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_across_shards_answers_like_one_redis_and_gives_back_what_a_later_shard_refused() {
-    let cluster = RedisCluster::start("parts", Command::new);
+    let cluster = RedisCluster::start("parts", Command::new).await;
     let redis = RedisServer::start().await;
     let mut limits = Limits::quotas(&[quota("1/h", 2)], Some(quota("1/h", 5)));
     limits.per_waba = vec![quota("1/h", 3)];
@@ -133,7 +133,7 @@ fn cluster_config(base: &str, cluster: &RedisCluster, per_number: Quota) -> Stac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
-    let cluster = RedisCluster::start("replicas", Command::new);
+    let cluster = RedisCluster::start("replicas", Command::new).await;
     let recorder = Recorder::start(|_, _| None).await;
     let q = quota("5/s", 1);
     let run = Duration::from_secs(2);
@@ -164,7 +164,7 @@ async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_it_is_back() {
-    let mut cluster = RedisCluster::start("kill", Command::new);
+    let mut cluster = RedisCluster::start("kill", Command::new).await;
     let mut config = on_cluster(&cluster, "kill:");
     // Short, as in production; the bounds below allow 100 times as much.
     config.timeout = Duration::from_millis(300);
@@ -230,7 +230,7 @@ async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_
         !second.is_in_outage(),
         "the app's shard is up: Redis is not skipped"
     );
-    cluster.restart(victim);
+    cluster.restart(victim).await;
     // Back: the restarted shard answers again. Its state was lost with it, so the first
     // replica takes a fresh number's slot there and the second is refused by Redis.
     let fresh: Vec<u64> = (400..2000u64)
@@ -266,7 +266,7 @@ fn cluster_client(base: &str, cluster: &RedisCluster) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_through_a_redis_cluster_send_one_code() {
-    let cluster = RedisCluster::start("dedup", Command::new);
+    let cluster = RedisCluster::start("dedup", Command::new).await;
     let mut cfg = SandboxConfig::default();
     cfg.faults.latency = Duration::from_millis(300);
     cfg.number_faults.insert(
@@ -326,7 +326,7 @@ fn cli(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_cli_runs_share_the_window_and_idempotency_keys_through_a_cluster() {
-    let cluster = RedisCluster::start("cli", Command::new);
+    let cluster = RedisCluster::start("cli", Command::new).await;
     let sb = sandbox(SandboxConfig::default()).await;
     let first = run(cli(&sb, &cluster, "4900", &[])).await;
     assert_eq!(first.status.code(), Some(0), "{first:?}");

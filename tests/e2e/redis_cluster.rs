@@ -1,6 +1,6 @@
 //! A Redis Cluster of three primaries from Debian's `redis-server`, on loopback ports:
 //! for the e2e tests and the throughput bench (which includes this file), so both run
-//! the store on the same kind of cluster. Synchronous, every wait bounded.
+//! the store on the same kind of cluster. Every wait is bounded.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -43,7 +43,7 @@ fn cli_output(args: &[&str]) -> String {
 }
 
 /// Polls `check` every 50 ms until it holds, for at most `limit`.
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
+async fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
     let end = Instant::now() + limit;
     loop {
         let last = match check() {
@@ -54,13 +54,13 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), S
             Instant::now() < end,
             "{what}: not within {limit:?} ({last})"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 impl RedisCluster {
     /// Starts three nodes with `program` (`Command::new`, or a wrapper) and joins them.
-    pub(crate) fn start(name: &str, program: fn(&'static str) -> Command) -> Self {
+    pub(crate) async fn start(name: &str, program: fn(&'static str) -> Command) -> Self {
         let dir =
             std::env::temp_dir().join(format!("wa-verify-cluster-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -80,7 +80,7 @@ impl RedisCluster {
             program,
         };
         for i in 0..3 {
-            c.spawn(i);
+            c.spawn(i).await;
         }
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut args = vec!["--cluster", "create"];
@@ -97,12 +97,12 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout)
         );
         for i in 0..3 {
-            c.until_ok(i);
+            c.until_ok(i).await;
         }
         c
     }
 
-    fn spawn(&mut self, i: usize) {
+    async fn spawn(&mut self, i: usize) {
         let port = self.ports[i].to_string();
         let conf = format!("nodes-{port}.conf");
         let child = (self.program)("redis-server")
@@ -126,11 +126,12 @@ impl RedisCluster {
                 "PONG" => Ok(()),
                 other => Err(other.to_owned()),
             },
-        );
+        )
+        .await;
     }
 
     /// Waits (bounded) until node `i` sees the whole cluster.
-    fn until_ok(&self, i: usize) {
+    async fn until_ok(&self, i: usize) {
         let port = self.ports[i].to_string();
         wait_for("cluster_state:ok", Duration::from_secs(60), || {
             let info = cli_output(&["-p", &port, "CLUSTER", "INFO"]);
@@ -138,7 +139,8 @@ impl RedisCluster {
                 true => Ok(()),
                 false => Err(info.lines().next().unwrap_or_default().to_owned()),
             }
-        });
+        })
+        .await;
     }
 
     /// Every node's URL.
@@ -213,10 +215,10 @@ impl RedisCluster {
     }
 
     /// Starts node `i` again (its data is gone; its slots come back with it).
-    pub(crate) fn restart(&mut self, i: usize) {
+    pub(crate) async fn restart(&mut self, i: usize) {
         self.kill(i);
-        self.spawn(i);
-        self.until_ok(i);
+        self.spawn(i).await;
+        self.until_ok(i).await;
     }
 }
 

@@ -14,8 +14,8 @@
 //! outage one call probes Redis every 200 ms, so it is used again soon after it is back,
 //! while the other calls are answered by the policy at once.
 //!
-//! The keys of one call live in different hash slots, so the script needs a single Redis
-//! (or a primary with replicas), not Redis Cluster.
+//! On a Redis Cluster (`kind = "redis_cluster"`), a check runs shard by shard: see the
+//! [cluster module](cluster).
 
 use std::fmt;
 use std::future::Future;
