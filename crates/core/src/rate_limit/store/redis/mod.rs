@@ -14,8 +14,12 @@
 //! outage one call probes Redis every 200 ms, so it is used again soon after it is back,
 //! while the other calls are answered by the policy at once.
 //!
-//! On a Redis Cluster (`kind = "redis_cluster"`), a check runs shard by shard: see the
-//! [cluster module](cluster).
+//! On a Redis Cluster (`kind = "redis_cluster"`), keys carry hash tags (a number's, each
+//! WABA's, the app's), so a check runs shard by shard: the number's, the WABA's, then the
+//! app's, one script call per hash tag for the whole batch. A shard that refuses ends the
+//! check, and what the earlier shards took is given back before it answers, so "every
+//! slot or none" holds once it returns; for about one round trip in between, a slot is
+//! held that another call could have had.
 
 use std::fmt;
 use std::future::Future;
