@@ -53,9 +53,13 @@ pub(crate) enum BeginFuture {
 
 /// The dedup state: in this process, or shared by every replica through Redis.
 #[derive(Clone)]
-pub struct DedupStore {
+pub struct DedupStore(Arc<Shared>);
+
+/// One allocation for the state and the settings: a clone of the store (one per call in
+/// tower's `oneshot`) is one reference count, not one per part.
+struct Shared {
     inner: Inner,
-    config: Arc<DedupConfig>,
+    config: DedupConfig,
 }
 
 #[derive(Clone)]
@@ -68,14 +72,14 @@ enum Inner {
 
 impl fmt::Debug for DedupStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.inner {
+        let kind = match self.0.inner {
             Inner::Memory(_) => "memory",
             #[cfg(feature = "redis")]
             Inner::Redis(..) => "redis",
         };
         f.debug_struct("DedupStore")
             .field("store", &kind)
-            .field("config", &self.config)
+            .field("config", &self.0.config)
             .finish()
     }
 }
@@ -83,10 +87,10 @@ impl fmt::Debug for DedupStore {
 impl DedupStore {
     /// A store in this process only.
     pub fn memory(config: DedupConfig) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             inner: Inner::Memory(MemoryDedup::new(&config)),
-            config: Arc::new(config),
-        }
+            config,
+        }))
     }
 
     /// A store in the Redis the rate limiter's `store` uses: every replica shares it.
@@ -94,13 +98,13 @@ impl DedupStore {
     /// use this process's own state.
     #[cfg(feature = "redis")]
     pub fn redis(store: &crate::rate_limit::redis::RedisStore, config: DedupConfig) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             inner: Inner::Redis(
                 super::redis::RedisDedup::new(store, &config),
                 MemoryDedup::new(&config),
             ),
-            config: Arc::new(config),
-        }
+            config,
+        }))
     }
 
     /// The store beside the rate limiter's `store`: in Redis when the limiter's state is,
@@ -115,7 +119,7 @@ impl DedupStore {
 
     /// The settings.
     pub fn config(&self) -> &DedupConfig {
-        &self.config
+        &self.0.config
     }
 
     /// Decides what a sending call does: lead, answer at once, follow, or be refused.
@@ -139,7 +143,7 @@ impl DedupStore {
             }
             _ => None,
         };
-        match &self.inner {
+        match &self.0.inner {
             Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send).map_lead(Lead::Memory)),
             #[cfg(feature = "redis")]
             Inner::Redis(r, fallback) => {
@@ -162,7 +166,7 @@ impl DedupStore {
 
     /// A `verify_code` for the number succeeded: its live code is used up.
     pub(crate) fn verified(&self, key: &Key) -> Option<BoxFuture<()>> {
-        match &self.inner {
+        match &self.0.inner {
             Inner::Memory(m) => {
                 m.verified(key);
                 None

@@ -173,12 +173,13 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, op: O) -> Self::Future {
+    fn call(&mut self, mut op: O) -> Self::Future {
         let span = crate::trace::fields::attempt_span(op.attempt());
         match self.build(&op) {
             Ok(req) => {
                 // From here the request may be written: a sending call's leader counts it.
-                let progress = op.context().and_then(|c| c.progress.clone());
+                // Taken, not cloned: the operation ends here.
+                let progress = op.context_mut().and_then(|c| c.progress.take());
                 if let Some(p) = &progress {
                     p.handed();
                 }

@@ -111,7 +111,7 @@ impl Inner {
     pub(super) fn batch_command(&self, checks: &[&Check], part: Part) -> redis::Cmd {
         let with = |p: Part| part == Part::All || part == p;
         let prefix = self.config.key_prefix.as_str();
-        let mut keys = Keys::default();
+        let mut keys = Keys::new(self.clustered());
         let mut shapes: Vec<i64> = Vec::new();
         // Shape ids by class, whether the call has a number and whether it has a WABA (0:
         // not yet described).

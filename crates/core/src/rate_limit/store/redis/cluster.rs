@@ -189,7 +189,7 @@ fn give_back_command(inner: &Inner, check: &Check, part: Part) -> Option<redis::
     let mut keys: Vec<String> = Vec::new();
     let mut intervals: Vec<i64> = Vec::new();
     let mut quota = |key: Key, idx: usize| {
-        keys.push(format!("{prefix}{key}"));
+        keys.push(format!("{prefix}{key:#}"));
         intervals.push(inner.quotas[idx].0);
     };
     match (part, check.waba) {
@@ -211,7 +211,7 @@ fn give_back_command(inner: &Inner, check: &Check, part: Part) -> Option<redis::
         && check.class == QuotaClass::Registration
         && inner.limits.registration.is_some();
     if registration {
-        keys.push(format!("{prefix}{}", Key::Registration(number)));
+        keys.push(format!("{prefix}{:#}", Key::Registration(number)));
     }
     if keys.is_empty() {
         return None;

@@ -46,37 +46,113 @@ pub(super) enum Key {
 }
 
 impl fmt::Display for Key {
+    /// `{key:#}` writes the key with its hash tag (`{…}`), as a Redis Cluster needs: a
+    /// number's keys in one slot, the app's in another and each WABA's in its own, so one
+    /// script call reads one tag's keys. `{key}` writes the names one Redis has always
+    /// used, so a store upgraded in place keeps the cooldowns it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hash tags (`{…}`) put a number's keys in one slot, the app's in another and each
-        // WABA's in its own: on a Redis Cluster, one script call reads one tag's keys.
+        let tagged = f.alternate();
+        let n = |n: &Number| match tagged {
+            true => format!("{{{n}}}"),
+            false => n.to_string(),
+        };
+        let w = |w: &u64| match tagged {
+            true => format!("{{w{w}}}"),
+            false => format!("w{w}"),
+        };
+        let app = if tagged { ":{app}" } else { "" };
         match self {
-            Key::Cooldown(c, n) => write!(f, "cd:{}:{{{n}}}", c.as_str()),
-            Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{{{n}}}", c.as_str()),
-            Key::AppCooldown(c) => write!(f, "cd:{}:{{app}}", c.as_str()),
-            Key::WabaCooldown(c, w) => write!(f, "cd:{}:{{w{w}}}", c.as_str()),
-            Key::WabaCooldownRecord(c, w) => write!(f, "cdr:{}:{{w{w}}}", c.as_str()),
-            Key::WabaQuota(idx, w) => write!(f, "wq{idx}:{{w{w}}}"),
-            Key::WrongCodes(n) => write!(f, "wc:{{{n}}}"),
-            Key::Registration(n) => write!(f, "reg:{{{n}}}"),
-            Key::Quota(idx, n) => write!(f, "q{idx}:{{{n}}}"),
-            Key::Global(idx) => write!(f, "g{idx}:{{app}}"),
+            Key::Cooldown(c, num) => write!(f, "cd:{}:{}", c.as_str(), n(num)),
+            Key::CooldownRecord(c, num) => write!(f, "cdr:{}:{}", c.as_str(), n(num)),
+            Key::AppCooldown(c) if tagged => write!(f, "cd:{}:{{app}}", c.as_str()),
+            Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
+            Key::WabaCooldown(c, waba) => write!(f, "cd:{}:{}", c.as_str(), w(waba)),
+            Key::WabaCooldownRecord(c, waba) => write!(f, "cdr:{}:{}", c.as_str(), w(waba)),
+            Key::WabaQuota(idx, waba) => match tagged {
+                true => write!(f, "wq{idx}:{}", w(waba)),
+                false => write!(f, "wq{idx}:{waba}"),
+            },
+            Key::WrongCodes(num) => write!(f, "wc:{}", n(num)),
+            Key::Registration(num) => write!(f, "reg:{}", n(num)),
+            Key::Quota(idx, num) => write!(f, "q{idx}:{}", n(num)),
+            Key::Global(idx) => write!(f, "g{idx}{app}"),
         }
     }
 }
 
 /// The keys of one script call, written end to end; a key's index is its place in KEYS.
-#[derive(Default)]
 pub(super) struct Keys {
     pub(super) text: String,
     pub(super) ends: Vec<usize>,
+    /// With hash tags (a cluster).
+    tagged: bool,
 }
 
 impl Keys {
+    pub(super) fn new(tagged: bool) -> Self {
+        Self {
+            text: String::new(),
+            ends: Vec::new(),
+            tagged,
+        }
+    }
+
     pub(super) fn add(&mut self, prefix: &str, key: Key) -> i64 {
         use fmt::Write as _;
         self.text.push_str(prefix);
-        let _ = write!(self.text, "{key}");
+        let _ = match self.tagged {
+            true => write!(self.text, "{key:#}"),
+            false => write!(self.text, "{key}"),
+        };
         self.ends.push(self.text.len());
         self.ends.len() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash tag Redis Cluster hashes: the text between the first `{` and the next `}`.
+    fn tag(key: &str) -> &str {
+        let open = key.find('{').expect("a tag");
+        let close = key[open..].find('}').expect("a closed tag") + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn one_redis_keeps_its_names_and_a_cluster_gets_one_tag_per_number_waba_and_app() {
+        let (rc, n) = (QuotaClass::RequestCode, Number(Some(42)));
+        let plain = [
+            (Key::Cooldown(rc, n), "cd:request_code:42"),
+            (Key::AppCooldown(rc), "cd:request_code:app"),
+            (Key::WabaQuota(0, 7), "wq0:7"),
+            (Key::WabaCooldown(rc, 7), "cd:request_code:w7"),
+            (Key::Quota(1, n), "q1:42"),
+            (Key::Global(0), "g0"),
+        ];
+        for (key, name) in plain {
+            assert_eq!(key.to_string(), name);
+        }
+        let number = [
+            Key::Cooldown(rc, n),
+            Key::CooldownRecord(rc, n),
+            Key::WrongCodes(n),
+            Key::Registration(n),
+            Key::Quota(0, n),
+        ];
+        for key in number {
+            assert_eq!(tag(&format!("{key:#}")), "42", "{key:#}");
+        }
+        for key in [
+            Key::WabaCooldown(rc, 7),
+            Key::WabaCooldownRecord(rc, 7),
+            Key::WabaQuota(0, 7),
+        ] {
+            assert_eq!(tag(&format!("{key:#}")), "w7", "{key:#}");
+        }
+        for key in [Key::AppCooldown(rc), Key::Global(0)] {
+            assert_eq!(tag(&format!("{key:#}")), "app", "{key:#}");
+        }
     }
 }

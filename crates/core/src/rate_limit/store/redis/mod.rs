@@ -217,7 +217,11 @@ impl RedisStore {
     }
 
     fn key(&self, key: Key) -> String {
-        format!("{}{key}", self.inner.config.key_prefix)
+        let prefix = &self.inner.config.key_prefix;
+        match self.inner.clustered() {
+            true => format!("{prefix}{key:#}"),
+            false => format!("{prefix}{key}"),
+        }
     }
 }
 
