@@ -50,13 +50,23 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, W, R> {
-        Calling { #[pin] fut: F, lead: Option<Lead>, verified: Option<(DedupStore, Key)> },
+        Calling { #[pin] fut: F, after: After },
         Beginning { fut: BoxFuture<Begin>, waiting: Option<W> },
         Following { fut: BoxFuture<Option<Outcome>>, waiting: Option<W> },
         // The answer, while its outcome is being written to the store.
         Finishing { fut: BoxFuture<()>, result: Option<R> },
         Done { result: Option<R> },
     }
+}
+
+/// What a call does once its inner future is done: one of these, so the future carries
+/// the larger of the two rather than both.
+pub(crate) enum After {
+    Nothing,
+    /// Record the outcome (a sending call that leads).
+    Lead(Lead),
+    /// End the number's live-code window if the code was right (a `verify_code`).
+    Verified(DedupStore, Key),
 }
 
 type StateOf<S, O> = State<
@@ -72,34 +82,25 @@ where
     T: DeserializeOwned,
 {
     pub(crate) fn passthrough(fut: S::Future) -> Self {
-        Self::calling(fut, None, None)
+        Self::calling(fut, After::Nothing)
     }
 
     /// A `verify_code`: a success ends the number's live-code window.
     pub(crate) fn checking(fut: S::Future, store: DedupStore, key: Key) -> Self {
-        Self::calling(fut, None, Some((store, key)))
-    }
-
-    fn calling(fut: S::Future, lead: Option<Lead>, verified: Option<(DedupStore, Key)>) -> Self {
-        Self {
-            state: State::Calling {
-                fut,
-                lead,
-                verified,
-            },
-        }
+        Self::calling(fut, After::Verified(store, key))
     }
 
     /// A sending call that leads at once: its inner future, and the lead that records
     /// the outcome.
     #[inline]
     pub(crate) fn leading(fut: S::Future, lead: Lead) -> Self {
+        Self::calling(fut, After::Lead(lead))
+    }
+
+    #[inline]
+    fn calling(fut: S::Future, after: After) -> Self {
         Self {
-            state: State::Calling {
-                fut,
-                lead: Some(lead),
-                verified: None,
-            },
+            state: State::Calling { fut, after },
         }
     }
 
@@ -140,8 +141,7 @@ fn lead_with<F, W, R>(mut lead: Lead, progress: Arc<Progress>, fut: F) -> State<
     tracing::debug!("dedup: leading");
     State::Calling {
         fut,
-        lead: Some(lead),
-        verified: None,
+        after: After::Lead(lead),
     }
 }
 
@@ -230,15 +230,11 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Calling {
-                    fut,
-                    lead,
-                    verified,
-                } => {
+                StateProj::Calling { fut, after } => {
                     let result = ready!(fut.poll(cx));
-                    let write = match (lead.take(), verified.take()) {
-                        (Some(lead), _) => lead.finish(&result),
-                        (None, Some((store, key))) if result.is_ok() => store.verified(&key),
+                    let write = match std::mem::replace(after, After::Nothing) {
+                        After::Lead(lead) => lead.finish(&result),
+                        After::Verified(store, key) if result.is_ok() => store.verified(&key),
                         _ => None,
                     };
                     match write {

@@ -87,11 +87,11 @@ where
         if !self.enabled {
             return ResponseFuture::passthrough(self.inner.call(op));
         }
-        let key = Key::of(&op);
         match op.dedup() {
             DedupRole::None => return ResponseFuture::passthrough(self.inner.call(op)),
             DedupRole::CheckCode => {
-                return ResponseFuture::checking(self.inner.call(op), self.store.clone(), key)
+                let key = Key::of(&op);
+                return ResponseFuture::checking(self.inner.call(op), self.store.clone(), key);
             }
             DedupRole::SingleFlight | DedupRole::SendCode { .. } => {}
         }
@@ -100,7 +100,8 @@ where
             c.progress = Some(progress.clone());
         }
         let deadline = op.deadline();
-        let begin = self.store.begin(key.clone(), op.dedup());
+        // The key is made again on the slow path rather than cloned on the fast one.
+        let begin = self.store.begin(Key::of(&op), op.dedup());
         if let BeginFuture::Ready(Begin::Lead(mut lead)) = begin {
             // The common case: this call leads at once. It calls the service that was
             // polled ready (nothing cloned), and its future is built in one place so the
@@ -110,6 +111,7 @@ where
             return ResponseFuture::leading(self.inner.call(op), lead);
         }
         // The inner service is called later, if this call comes to lead.
+        let key = Key::of(&op);
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::begin(begin, &self.store, key, inner, op, progress, deadline)
