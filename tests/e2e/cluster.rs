@@ -344,3 +344,45 @@ async fn separate_cli_runs_share_the_window_and_idempotency_keys_through_a_clust
     assert_eq!(json(&other)["error"]["kind"], "invalid_input");
     assert_eq!(sb.outbox().sent_to("4902"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_another_primary_is_followed_with_its_state() {
+    let cluster = RedisCluster::start("moved", Command::new).await;
+    let store = RedisStore::new(
+        on_cluster(&cluster, "mv:"),
+        Limits::quotas(&[quota("1/h", 1)], None),
+    )
+    .unwrap();
+    assert_eq!(
+        admit(&store, 7, QuotaClass::RequestCode).await,
+        Admission::Go
+    );
+    // Move the number's slot, with its keys, by hand as `redis-cli --cluster reshard`
+    // would: the client still maps it to the old primary, which answers MOVED.
+    let slot = cluster.node_cli(0, &["CLUSTER", "KEYSLOT", "{7}"]);
+    let slot = slot.trim();
+    let from = cluster.owner("mv:q0:{7}");
+    let to = (from + 1) % 3;
+    let id = |i: usize| cluster.node_cli(i, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (from_id, to_id) = (id(from), id(to));
+    cluster.node_cli(to, &["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]);
+    cluster.node_cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]);
+    let keys = cluster.node_cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"]);
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    assert!(keys.contains(&"mv:q0:{7}"), "{keys:?}");
+    let port = cluster.ports[to].to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(&keys);
+    assert_eq!(cluster.node_cli(from, &migrate).trim(), "OK");
+    for i in 0..3 {
+        cluster.node_cli(i, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+    }
+    assert_eq!(cluster.owner("mv:q0:{7}"), to);
+    let a = admit(&store, 7, QuotaClass::RequestCode).await;
+    assert_eq!(
+        scope(a),
+        Some(Scope::Number),
+        "the quota moved with its slot"
+    );
+    assert_eq!(store.fallback_answers(), 0, "the redirect was followed");
+}
