@@ -386,3 +386,47 @@ async fn a_slot_moved_to_another_primary_is_followed_with_its_state() {
     );
     assert_eq!(store.fallback_answers(), 0, "the redirect was followed");
 }
+
+#[tokio::test]
+async fn the_cli_says_what_a_cluster_store_needs_before_any_io() {
+    let sb = sandbox(SandboxConfig::default()).await;
+    let call = |extra: &[&str]| {
+        let mut args = vec![
+            "request-code",
+            "--phone-number-id",
+            "4950",
+            "--base-url",
+            sb.base_url(),
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = wa(&args);
+        cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
+        cmd
+    };
+    let cases: [(&[&str], &str); 3] = [
+        (&["--limiter-store", "redis-cluster"], "--redis-url"),
+        (
+            &[
+                "--limiter-store",
+                "redis",
+                "--redis-url",
+                "redis://127.0.0.1:1",
+                "--redis-url",
+                "redis://127.0.0.1:2",
+            ],
+            "once",
+        ),
+        (&["--limiter-store", "sharded"], "redis-cluster"),
+    ];
+    for (extra, says) in cases {
+        let out = run(call(extra)).await;
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        let v = json(&out);
+        assert_eq!(v["error"]["kind"], "invalid_input", "{v}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{extra:?}: {message}");
+    }
+    assert_eq!(sb.stats().requests, 0, "nothing was sent");
+}
