@@ -17,13 +17,14 @@ pub(crate) struct RedisCluster {
     program: fn(&'static str) -> Command,
 }
 
-/// A port free for a node and for its cluster bus (port + 10000).
+/// A port free for a node and for its cluster bus (port + 10000), both below Linux's
+/// ephemeral range (32768 and up), where a client connection could take them.
 fn free_port_pair(seed: &mut u64, taken: &[u16]) -> u16 {
     for _ in 0..1000 {
         *seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let port = 20_000 + (*seed >> 33) as u16 % 25_000;
+        let port = 10_000 + (*seed >> 33) as u16 % 12_000;
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
         let clash = taken
             .iter()
@@ -69,19 +70,26 @@ impl RedisCluster {
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
-        let mut ports = [0u16; 3];
-        for i in 0..3 {
-            ports[i] = free_port_pair(&mut seed, &ports[..i]);
-        }
         let mut c = Self {
             dir,
-            ports,
+            ports: [0; 3],
             nodes: [None, None, None],
             program,
         };
         for i in 0..3 {
-            c.spawn(i).await;
+            // A port found free can be taken before the node binds it (another test's
+            // server): the node then exits, and another port is tried.
+            let mut started = false;
+            for _ in 0..10 {
+                c.ports[i] = free_port_pair(&mut seed, &c.ports[..i]);
+                if c.spawn(i).await {
+                    started = true;
+                    break;
+                }
+            }
+            assert!(started, "a cluster node could not start on any of 10 ports");
         }
+        let ports = c.ports;
         let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
@@ -102,7 +110,8 @@ impl RedisCluster {
         c
     }
 
-    async fn spawn(&mut self, i: usize) {
+    /// Starts node `i` on its port; `false` when it could not (the port was taken).
+    async fn spawn(&mut self, i: usize) -> bool {
         let port = self.ports[i].to_string();
         let conf = format!("nodes-{port}.conf");
         let child = (self.program)("redis-server")
@@ -119,15 +128,22 @@ impl RedisCluster {
                 panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server` (.ci/run does)")
             });
         self.nodes[i] = Some(child);
-        wait_for(
-            "a cluster node answers PING",
-            Duration::from_secs(30),
-            || match cli_output(&["-p", &port, "PING"]).trim() {
-                "PONG" => Ok(()),
-                other => Err(other.to_owned()),
-            },
-        )
-        .await;
+        // Ours once it answers with its own directory (a server of someone else's could
+        // hold the port); gone if it exited.
+        let dir = self.dir.to_string_lossy().into_owned();
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Some(Ok(Some(_))) = self.nodes[i].as_mut().map(Child::try_wait) {
+                self.nodes[i] = None;
+                return false;
+            }
+            if cli_output(&["-p", &port, "CONFIG", "GET", "dir"]).contains(&dir) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.kill(i);
+        false
     }
 
     /// Waits (bounded) until node `i` sees the whole cluster.
@@ -217,7 +233,7 @@ impl RedisCluster {
     /// Starts node `i` again (its data is gone; its slots come back with it).
     pub(crate) async fn restart(&mut self, i: usize) {
         self.kill(i);
-        self.spawn(i).await;
+        assert!(self.spawn(i).await, "node {i} could not start again");
         self.until_ok(i).await;
     }
 }
