@@ -178,9 +178,9 @@ async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_
             .take(4)
             .collect()
     };
-    let (mut dead, live) = (on(victim), on(app));
+    let (mut dead, mut live) = (on(victim), on(app));
     assert_eq!((dead.len(), live.len()), (4, 4));
-    let paused = dead.pop().unwrap();
+    let (paused, fresh) = (dead.pop().unwrap(), live.pop().unwrap());
     // The first replica takes number `dead[0]`'s only slot while every shard is up.
     assert_eq!(
         admit(&first, dead[0], QuotaClass::RequestCode).await,
@@ -226,10 +226,27 @@ async fn a_primary_killed_mid_run_sends_only_its_checks_to_on_store_error_until_
         );
     }
     assert_eq!(second.fallback_answers() - before, dead.len() as u64);
+    // A lesson about a number on the dead shard cannot land in Redis either: the
+    // fallback keeps it, and Redis is still asked for the other shards' numbers.
+    let lesson = Lesson::Throttled {
+        wait: Duration::from_secs(600),
+        app_wide: false,
+        code: None,
+    };
+    second
+        .learn(Some(dead[1]), QuotaClass::VerifyCode, lesson)
+        .await;
     assert!(
         !second.is_in_outage(),
         "the app's shard is up: Redis is not skipped"
     );
+    let fell = second.fallback_answers();
+    assert_eq!(
+        scope(admit(&second, fresh, QuotaClass::RequestCode).await),
+        None,
+        "a fresh number on a live shard"
+    );
+    assert_eq!(second.fallback_answers(), fell, "answered by Redis");
     cluster.restart(victim).await;
     // Back: the restarted shard answers again. Its state was lost with it, so the first
     // replica takes a fresh number's slot there and the second is refused by Redis.

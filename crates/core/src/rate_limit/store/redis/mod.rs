@@ -206,14 +206,15 @@ impl RedisStore {
         self.inner.skipping()
     }
 
-    /// Reports a failed Redis call: the store treats Redis as down until a probe answers.
+    /// Reports a failed Redis call about one number's keys: one Redis is treated as down
+    /// until a probe answers; on a cluster only that number's shard may be.
     pub(crate) fn failed(&self, why: &str) {
-        self.inner.failed(why);
+        self.inner.number_failed(why);
     }
 
     /// [`failed`](Self::failed), saying what kind of failure `e` was.
     pub(crate) fn failed_on(&self, e: &redis::RedisError) {
-        self.inner.failed(probe::why(e));
+        self.inner.number_failed(probe::why(e));
     }
 
     fn key(&self, key: Key) -> String {
@@ -385,6 +386,8 @@ impl RateLimitStore for RedisStore {
             }
         };
         let store = self.inner.clone();
+        // An app-wide cooldown lives on the app's shard, which every check needs.
+        let app_keys = held.as_ref().is_some_and(|(_, n)| n.is_none());
         // Outside a runtime only the fallback learns; Redis hears of it from the next
         // replica that meets the same answer.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -415,7 +418,8 @@ impl RateLimitStore for RedisStore {
                         }
                     }
                 }
-                _ => i.failed("could not record a lesson"),
+                _ if app_keys => i.failed("could not record a lesson"),
+                _ => i.number_failed("could not record a lesson"),
             }
         })))
     }

@@ -66,6 +66,15 @@ impl Inner {
         }
     }
 
+    /// A call about one number's (or one WABA's) keys failed: one Redis is down; on a
+    /// cluster, only that shard may be.
+    pub(super) fn number_failed(&self, why: &str) {
+        match self.clustered() {
+            true => self.shard_failed(why),
+            false => self.failed(why),
+        }
+    }
+
     /// On a cluster: one shard failed. Only the calls it holds fall back, so Redis is
     /// not skipped; the warning says so once, until every shard answers again.
     pub(super) fn shard_failed(&self, why: &str) {
