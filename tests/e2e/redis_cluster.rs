@@ -36,10 +36,19 @@ fn free_port_pair(seed: &mut u64, taken: &[u16]) -> u16 {
     panic!("no free port pair for a cluster node");
 }
 
+/// `redis-cli` with `args`, for at most 30 s (a paused node would hold it).
 fn cli_output(args: &[&str]) -> String {
-    match Command::new("redis-cli").args(args).output() {
+    match Command::new("timeout")
+        .args(["30", "redis-cli"])
+        .args(args)
+        .output()
+    {
+        // `timeout` answers 127 when it cannot find the program.
+        Ok(o) if o.status.code() == Some(127) => {
+            panic!("cannot run redis-cli: install redis-server (.ci/run does)")
+        }
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Err(e) => panic!("cannot run redis-cli ({e}): install redis-server (.ci/run does)"),
+        Err(e) => panic!("cannot run timeout ({e}): coreutils is needed"),
     }
 }
 
@@ -94,16 +103,35 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = Command::new("redis-cli")
+        // `--cluster create` waits, with no bound, until every node has met the others. A
+        // loaded machine can drop a handshake; meeting again (idempotent) completes it,
+        // and the wait is bounded.
+        let mut create = Command::new("redis-cli")
             .args(&args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let end = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Ok(Some(status)) = create.try_wait() {
+                break status;
+            }
+            if Instant::now() > end {
+                let _ = create.kill();
+                let _ = create.wait();
+                panic!("redis-cli --cluster create did not finish within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for p in &ports[1..] {
+                c.node_cli(0, &["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]);
+            }
+        };
+        let mut said = String::new();
+        if let Some(mut out) = create.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut out, &mut said);
+        }
+        assert!(status.success(), "redis-cli --cluster create: {said}");
         for i in 0..3 {
             c.until_ok(i).await;
         }
@@ -116,7 +144,8 @@ impl RedisCluster {
         let conf = format!("nodes-{port}.conf");
         let child = (self.program)("redis-server")
             .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &conf, "--cluster-node-timeout", "1000"])
+            // Long enough that a handshake survives a loaded machine.
+            .args(["--cluster-config-file", &conf, "--cluster-node-timeout", "15000"])
             // A dead primary leaves the others serving their own slots.
             .args(["--cluster-require-full-coverage", "no"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
@@ -146,16 +175,27 @@ impl RedisCluster {
         false
     }
 
-    /// Waits (bounded) until node `i` sees the whole cluster.
+    /// Waits (bounded) until node `i` sees the whole cluster: every node, every slot.
+    /// (`cluster_state:ok` alone is not enough: with `cluster-require-full-coverage no`, a
+    /// node that knows only itself says ok.)
     async fn until_ok(&self, i: usize) {
         let port = self.ports[i].to_string();
-        wait_for("cluster_state:ok", Duration::from_secs(60), || {
-            let info = cli_output(&["-p", &port, "CLUSTER", "INFO"]);
-            match info.contains("cluster_state:ok") {
-                true => Ok(()),
-                false => Err(info.lines().next().unwrap_or_default().to_owned()),
-            }
-        })
+        let whole = [
+            "cluster_state:ok",
+            "cluster_known_nodes:3",
+            "cluster_slots_ok:16384",
+        ];
+        wait_for(
+            "each node sees the whole cluster",
+            Duration::from_secs(60),
+            || {
+                let info = cli_output(&["-p", &port, "CLUSTER", "INFO"]);
+                match whole.iter().all(|w| info.contains(w)) {
+                    true => Ok(()),
+                    false => Err(info.lines().take(7).collect::<Vec<_>>().join(" ")),
+                }
+            },
+        )
         .await;
     }
 
