@@ -2,19 +2,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig, SandboxHandle};
+use wa_verify_sandbox::{FaultKind, NumberFault, SandboxConfig};
 
 use crate::support::*;
 
 fn with_token(mut c: Command, token: &str) -> Command {
     c.env("WHATSAPP_ACCESS_TOKEN", token);
-    c
-}
-
-fn against(sb: &SandboxHandle, args: &[&str]) -> Command {
-    let mut c = wa(args);
-    c.args(["--base-url", sb.base_url()])
-        .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
     c
 }
 

@@ -4,45 +4,25 @@ use std::time::{Duration, Instant};
 use wa_verify_core::config::{StackConfig, StoreKind};
 use wa_verify_core::rate_limit::redis::RedisStore;
 use wa_verify_core::rate_limit::{
-    Acquire, Admission, Lesson, Limits, OnStoreError, Quota, QuotaClass, RateLimitStore, Scope,
-    StoreConfig,
+    Admission, Lesson, Limits, Quota, QuotaClass, RateLimitStore, Scope, StoreConfig,
 };
 use wa_verify_core::Client;
 use wa_verify_sandbox::SandboxConfig;
 
+use crate::dedup::{one_code_from_sixty_callers, slow_sandbox};
 use crate::redis_cluster::RedisCluster;
-use crate::redis_store::{max_in_window, three_replicas};
+use crate::redis_store::{
+    admit, admit_in, each_numbers_quota_held, quota, settings, three_replicas, wide,
+};
 use crate::support::*;
-
-fn quota(rate: &str, burst: u32) -> Quota {
-    Quota::new(rate.parse().unwrap(), burst)
-}
 
 /// Store settings on the cluster, with a wide timeout (a loaded machine never falls back
 /// by accident).
 fn on_cluster(cluster: &RedisCluster, prefix: &str) -> StoreConfig {
-    let mut c = StoreConfig::default();
+    let mut c = wide(prefix);
     c.kind = StoreKind::RedisCluster;
     c.urls = cluster.urls().iter().map(|u| u.parse().unwrap()).collect();
-    c.key_prefix = prefix.to_owned();
-    c.timeout = Duration::from_secs(2);
-    c.on_store_error = OnStoreError::Local;
     c
-}
-
-async fn admit_in<S: RateLimitStore>(s: &S, key: u64, waba: u64, class: QuotaClass) -> Admission {
-    match s.acquire_in(Some(key), Some(waba), class) {
-        Acquire::Ready(a) => a,
-        Acquire::Pending(f) => f.await,
-    }
-}
-
-/// A check of a number of no WABA: its number's shard and the app's.
-async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
-    match s.acquire(Some(key), class) {
-        Acquire::Ready(a) => a,
-        Acquire::Pending(f) => f.await,
-    }
 }
 
 fn scope(a: Admission) -> Option<Scope> {
@@ -72,12 +52,7 @@ async fn a_check_across_shards_answers_like_one_redis_and_gives_back_what_a_late
         (3, 2, Some(Scope::Number)),
         (4, 2, Some(Scope::Global)),
     ];
-    let mut single = StoreConfig::default();
-    single.kind = StoreKind::Redis;
-    single.url = Some(redis.url().parse().unwrap());
-    single.key_prefix = "parts:".into();
-    single.timeout = Duration::from_secs(2);
-    let one = RedisStore::new(single, limits.clone()).unwrap();
+    let one = RedisStore::new(settings(&redis, "parts:"), limits.clone()).unwrap();
     let sharded = RedisStore::new(on_cluster(&cluster, "parts:"), limits).unwrap();
     for (n, w, expected) in calls {
         let (a, b) = (
@@ -143,23 +118,12 @@ async fn three_replicas_share_each_numbers_quota_through_a_redis_cluster() {
         run,
     )
     .await;
-    let mut by_number = recorder.times_by_number();
-    let worst = by_number
-        .values_mut()
-        .map(|t| max_in_window(t, Duration::from_secs(1)))
-        .max()
-        .unwrap();
-    let total: usize = by_number.values().map(Vec::len).sum();
-    let capacity = 20.0 * 5.0 * run.as_secs_f64();
-    eprintln!("redis cluster, 3 replicas: {total} calls reached the server (capacity {capacity}), worst 1 s window {worst} (quota 5 + burst 1)");
-    assert!(worst <= 6, "a number got {worst} calls in one second");
+    each_numbers_quota_held(&recorder, run, "redis cluster");
     // The numbers spread over all three shards (3000..3020).
     let owners: std::collections::HashSet<usize> = (3000..3020)
         .map(|n| cluster.owner(&format!("wa-verify:q0:{{{n}}}")))
         .collect();
     assert_eq!(owners.len(), 3, "{owners:?}");
-    // Not a speed check: the shared quota must not refuse calls it has room for.
-    assert!(total as f64 >= 0.5 * capacity, "{total} of {capacity}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,33 +248,11 @@ fn cluster_client(base: &str, cluster: &RedisCluster) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_through_a_redis_cluster_send_one_code() {
     let cluster = RedisCluster::start("dedup", Command::new).await;
-    let mut cfg = SandboxConfig::default();
-    cfg.faults.latency = Duration::from_millis(300);
-    cfg.number_faults.insert(
-        "4200".into(),
-        wa_verify_sandbox::NumberFault::always(wa_verify_sandbox::FaultKind::Latency),
-    );
-    let sb = sandbox(cfg).await;
+    let sb = slow_sandbox(&["4200"], Duration::from_millis(300)).await;
     let replicas: Vec<Client> = (0..3)
         .map(|_| cluster_client(sb.base_url(), &cluster))
         .collect();
-    let mut calls = Vec::new();
-    for c in &replicas {
-        for _ in 0..20 {
-            let c = c.clone();
-            calls.push(tokio::spawn(async move {
-                c.request_code(request("4200")).await
-            }));
-        }
-    }
-    let mut traces = std::collections::HashSet::new();
-    for call in calls {
-        let r = call.await.unwrap().unwrap();
-        traces.insert(r.fbtrace_id().unwrap().to_owned());
-    }
-    assert_eq!(sb.outbox().sent_to("4200"), 1, "one code for 60 callers");
-    assert_eq!(traces.len(), 1, "{traces:?}");
-    assert_eq!(replicas[0].rate_limit_store().fallback_answers(), 0);
+    one_code_from_sixty_callers(&sb, &replicas).await;
 }
 
 /// The CLI, one process per call, on the cluster.
@@ -320,24 +262,11 @@ fn cli(
     number: &str,
     extra: &[&str],
 ) -> Command {
-    let urls = cluster.urls();
-    let mut args = vec![
-        "request-code",
-        "--phone-number-id",
-        number,
-        "--base-url",
-        sb.base_url(),
-        "--limiter-store",
-        "redis-cluster",
-        "--output",
-        "json",
-    ];
-    for u in &urls {
-        args.extend(["--redis-url", u.as_str()]);
+    let mut cmd = request_code_json(sb, number, extra);
+    cmd.args(["--limiter-store", "redis-cluster"]);
+    for u in cluster.urls() {
+        cmd.args(["--redis-url", &u]);
     }
-    args.extend_from_slice(extra);
-    let mut cmd = wa(&args);
-    cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
     cmd
 }
 
@@ -407,21 +336,7 @@ async fn a_slot_moved_to_another_primary_is_followed_with_its_state() {
 #[tokio::test]
 async fn the_cli_says_what_a_cluster_store_needs_before_any_io() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let call = |extra: &[&str]| {
-        let mut args = vec![
-            "request-code",
-            "--phone-number-id",
-            "4950",
-            "--base-url",
-            sb.base_url(),
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = wa(&args);
-        cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
-        cmd
-    };
+    let call = |extra: &[&str]| request_code_json(&sb, "4950", extra);
     let cases: [(&[&str], &str); 3] = [
         (&["--limiter-store", "redis-cluster"], "--redis-url"),
         (

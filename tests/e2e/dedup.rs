@@ -11,7 +11,7 @@ use crate::support::*;
 
 /// A sandbox where `slow` numbers answer after `latency`: long enough for concurrent
 /// callers to overlap whatever the schedule.
-async fn slow_sandbox(slow: &[&str], latency: Duration) -> SandboxHandle {
+pub(crate) async fn slow_sandbox(slow: &[&str], latency: Duration) -> SandboxHandle {
     let mut cfg = SandboxConfig::default();
     cfg.faults.latency = latency;
     for n in slow {
@@ -84,8 +84,14 @@ async fn three_replicas_through_one_redis_send_one_code() {
     let replicas: Vec<Client> = (0..3)
         .map(|_| redis_client(sb.base_url(), &redis))
         .collect();
+    one_code_from_sixty_callers(&sb, &replicas).await;
+}
+
+/// 20 concurrent request_code calls for number 4200 on each replica (`sb` answers it
+/// slowly): one code, one trace id for all 60, and every check answered by Redis.
+pub(crate) async fn one_code_from_sixty_callers(sb: &SandboxHandle, replicas: &[Client]) {
     let mut calls = Vec::new();
-    for c in &replicas {
+    for c in replicas {
         for _ in 0..20 {
             let c = c.clone();
             calls.push(tokio::spawn(async move {
@@ -320,20 +326,8 @@ fn cli(
     number: &str,
     extra: &[&str],
 ) -> std::process::Command {
-    let mut args = vec![
-        "request-code",
-        "--phone-number-id",
-        number,
-        "--base-url",
-        sb.base_url(),
-        "--limiter-store",
-        "redis",
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = wa(&args);
-    cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+    let mut cmd = request_code_json(sb, number, extra);
+    cmd.args(["--limiter-store", "redis"])
         .env("REDIS_URL", redis.url());
     cmd
 }

@@ -156,8 +156,6 @@ impl Scrape {
 async fn bench_and_scrape(sb: &SandboxHandle, extra: &[&str]) -> (serde_json::Value, Scrape) {
     let mut args = vec![
         "bench",
-        "--base-url",
-        sb.base_url(),
         "--output",
         "json",
         "--metrics-listen",
@@ -166,8 +164,7 @@ async fn bench_and_scrape(sb: &SandboxHandle, extra: &[&str]) -> (serde_json::Va
         "120s",
     ];
     args.extend_from_slice(extra);
-    let mut child = wa(&args)
-        .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
+    let mut child = against(sb, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -15,19 +15,26 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn quota(rate: &str, burst: u32) -> Quota {
+pub(crate) fn quota(rate: &str, burst: u32) -> Quota {
     Quota::new(rate.parse().unwrap(), burst)
 }
 
 /// Settings with a wide store timeout, so a loaded machine never takes the fallback by
 /// accident; the outage tests set a short one with [`fast_failing`].
-fn settings(redis: &RedisServer, prefix: &str) -> StoreConfig {
-    let mut c = StoreConfig::default();
+pub(crate) fn settings(redis: &RedisServer, prefix: &str) -> StoreConfig {
+    let mut c = wide(prefix);
     c.url = Some(redis.url().parse().unwrap());
+    c.replicas = 3;
+    c
+}
+
+/// Keys under `prefix`, a 2 s store timeout and the local fallback: the settings every
+/// Redis test starts from (one Redis or a cluster).
+pub(crate) fn wide(prefix: &str) -> StoreConfig {
+    let mut c = StoreConfig::default();
     c.key_prefix = prefix.to_owned();
     c.timeout = Duration::from_secs(2);
     c.on_store_error = OnStoreError::Local;
-    c.replicas = 3;
     c
 }
 
@@ -38,7 +45,7 @@ fn fast_failing(redis: &RedisServer, prefix: &str) -> StoreConfig {
     c
 }
 
-async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
+pub(crate) async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admission {
     match s.acquire(Some(key), class) {
         Acquire::Ready(a) => a,
         Acquire::Pending(f) => f.await,
@@ -46,7 +53,12 @@ async fn admit<S: RateLimitStore>(s: &S, key: u64, class: QuotaClass) -> Admissi
 }
 
 /// [`admit`] for a call whose number belongs to WhatsApp Business Account `waba`.
-async fn admit_in<S: RateLimitStore>(s: &S, key: u64, waba: u64, class: QuotaClass) -> Admission {
+pub(crate) async fn admit_in<S: RateLimitStore>(
+    s: &S,
+    key: u64,
+    waba: u64,
+    class: QuotaClass,
+) -> Admission {
     match s.acquire_in(Some(key), Some(waba), class) {
         Acquire::Ready(a) => a,
         Acquire::Pending(f) => f.await,
@@ -763,7 +775,7 @@ async fn the_redis_password_never_shows() {
 }
 
 /// Per number, the most arrivals in any window of `period`.
-pub(crate) fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
+fn max_in_window(times: &mut [Instant], period: Duration) -> usize {
     times.sort();
     (0..times.len())
         .map(|k| {
@@ -810,6 +822,12 @@ async fn three_replicas_share_each_numbers_quota_through_one_redis() {
     let q = quota("5/s", 1);
     let run = Duration::from_secs(2);
     three_replicas(&recorder, || redis_config(&recorder.base(), &redis, q), run).await;
+    each_numbers_quota_held(&recorder, run, "redis store");
+}
+
+/// After [`three_replicas`] with a shared 5/s quota (burst 1) for `run`: no number got
+/// more than 6 calls in any second, and the quota refused no call it had room for.
+pub(crate) fn each_numbers_quota_held(recorder: &Recorder, run: Duration, store: &str) {
     let mut by_number = recorder.times_by_number();
     let worst = by_number
         .values_mut()
@@ -818,7 +836,7 @@ async fn three_replicas_share_each_numbers_quota_through_one_redis() {
         .unwrap();
     let total: usize = by_number.values().map(Vec::len).sum();
     let capacity = 20.0 * 5.0 * run.as_secs_f64();
-    eprintln!("redis store, 3 replicas: {total} calls reached the server (capacity {capacity}), worst 1 s window {worst} (quota 5 + burst 1)");
+    eprintln!("{store}, 3 replicas: {total} calls reached the server (capacity {capacity}), worst 1 s window {worst} (quota 5 + burst 1)");
     assert!(worst <= 6, "a number got {worst} calls in one second");
     // Not a speed check: the shared quota must not refuse calls it has room for. A loaded
     // machine makes fewer calls in the same 2 s (200 of 200 when idle; BENCHMARKS.md).

@@ -230,19 +230,8 @@ async fn the_cli_prints_every_field_meta_returned_in_both_vocabularies_and_unkno
 }
 
 fn onboard_cli(sb: &SandboxHandle, n: &str, extra: &[&str]) -> std::process::Command {
-    let mut args = vec![
-        "onboard",
-        "--phone-number-id",
-        n,
-        "--base-url",
-        sb.base_url(),
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = wa(&args);
-    cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN)
-        .env("WHATSAPP_REGISTRATION_PIN", "246810");
+    let mut cmd = against(sb, &["onboard", "--phone-number-id", n, "--output", "json"]);
+    cmd.args(extra).env("WHATSAPP_REGISTRATION_PIN", "246810");
     cmd
 }
 
@@ -369,21 +358,7 @@ async fn request_code_with_check_status_gives_the_same_preflight() {
         "[number_status.\"109\"]\nplatform_type = \"ON_PREMISE\"\n",
     ))
     .await;
-    let rc = |n: &str, extra: &[&str]| {
-        let mut args = vec![
-            "request-code",
-            "--phone-number-id",
-            n,
-            "--base-url",
-            sb.base_url(),
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = wa(&args);
-        cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
-        cmd
-    };
+    let rc = |n: &str, extra: &[&str]| request_code_json(&sb, n, extra);
     let v = json(&run(rc("108", &["--check-status"])).await);
     assert_eq!(
         (v["success"].as_bool(), v["skipped"].as_bool()),
@@ -404,21 +379,7 @@ async fn request_code_with_check_status_gives_the_same_preflight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ivr_and_meta_language_forms_are_sent_as_given_and_injection_is_refused() {
     let sb = sandbox(SandboxConfig::default()).await;
-    let rc = |n: &str, extra: &[&str]| {
-        let mut args = vec![
-            "request-code",
-            "--phone-number-id",
-            n,
-            "--base-url",
-            sb.base_url(),
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let mut cmd = wa(&args);
-        cmd.env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
-        cmd
-    };
+    let rc = |n: &str, extra: &[&str]| request_code_json(&sb, n, extra);
     for (n, method, language) in [
         ("111", "ivr", "fil"),
         ("112", "voice", "prs_AF"),

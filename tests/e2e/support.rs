@@ -97,6 +97,34 @@ pub(crate) fn wa(args: &[&str]) -> std::process::Command {
     c
 }
 
+/// [`wa`] against the sandbox `sb`, with a fake token.
+pub(crate) fn against(sb: &SandboxHandle, args: &[&str]) -> std::process::Command {
+    let mut c = wa(args);
+    c.args(["--base-url", sb.base_url()])
+        .env("WHATSAPP_ACCESS_TOKEN", FAKE_TOKEN);
+    c
+}
+
+/// `wa-verify request-code` for `number` against `sb`, JSON output, with `extra` flags.
+pub(crate) fn request_code_json(
+    sb: &SandboxHandle,
+    number: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut c = against(
+        sb,
+        &[
+            "request-code",
+            "--phone-number-id",
+            number,
+            "--output",
+            "json",
+        ],
+    );
+    c.args(extra);
+    c
+}
+
 /// Runs the CLI off the async runtime (it blocks) and returns its output.
 pub(crate) async fn run(mut cmd: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
