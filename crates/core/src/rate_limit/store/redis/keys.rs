@@ -51,30 +51,22 @@ impl fmt::Display for Key {
     /// script call reads one tag's keys. `{key}` writes the names one Redis has always
     /// used, so a store upgraded in place keeps the cooldowns it holds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Written straight out, with no string made on the way: every check writes its
+        // keys.
         let tagged = f.alternate();
-        let n = |n: &Number| match tagged {
-            true => format!("{{{n}}}"),
-            false => n.to_string(),
-        };
-        let w = |w: &u64| match tagged {
-            true => format!("{{w{w}}}"),
-            false => format!("w{w}"),
-        };
+        let (open, close) = if tagged { ("{", "}") } else { ("", "") };
         let app = if tagged { ":{app}" } else { "" };
         match self {
-            Key::Cooldown(c, num) => write!(f, "cd:{}:{}", c.as_str(), n(num)),
-            Key::CooldownRecord(c, num) => write!(f, "cdr:{}:{}", c.as_str(), n(num)),
-            Key::AppCooldown(c) if tagged => write!(f, "cd:{}:{{app}}", c.as_str()),
-            Key::AppCooldown(c) => write!(f, "cd:{}:app", c.as_str()),
-            Key::WabaCooldown(c, waba) => write!(f, "cd:{}:{}", c.as_str(), w(waba)),
-            Key::WabaCooldownRecord(c, waba) => write!(f, "cdr:{}:{}", c.as_str(), w(waba)),
-            Key::WabaQuota(idx, waba) => match tagged {
-                true => write!(f, "wq{idx}:{}", w(waba)),
-                false => write!(f, "wq{idx}:{waba}"),
-            },
-            Key::WrongCodes(num) => write!(f, "wc:{}", n(num)),
-            Key::Registration(num) => write!(f, "reg:{}", n(num)),
-            Key::Quota(idx, num) => write!(f, "q{idx}:{}", n(num)),
+            Key::Cooldown(c, n) => write!(f, "cd:{}:{open}{n}{close}", c.as_str()),
+            Key::CooldownRecord(c, n) => write!(f, "cdr:{}:{open}{n}{close}", c.as_str()),
+            Key::AppCooldown(c) => write!(f, "cd:{}:{open}app{close}", c.as_str()),
+            Key::WabaCooldown(c, w) => write!(f, "cd:{}:{open}w{w}{close}", c.as_str()),
+            Key::WabaCooldownRecord(c, w) => write!(f, "cdr:{}:{open}w{w}{close}", c.as_str()),
+            Key::WabaQuota(idx, w) if tagged => write!(f, "wq{idx}:{{w{w}}}"),
+            Key::WabaQuota(idx, w) => write!(f, "wq{idx}:{w}"),
+            Key::WrongCodes(n) => write!(f, "wc:{open}{n}{close}"),
+            Key::Registration(n) => write!(f, "reg:{open}{n}{close}"),
+            Key::Quota(idx, n) => write!(f, "q{idx}:{open}{n}{close}"),
             Key::Global(idx) => write!(f, "g{idx}{app}"),
         }
     }
