@@ -21,11 +21,19 @@ pub struct ResponseMeta {
     // Header values, not Strings: cloning one shares its bytes, no allocation per answer.
     fbtrace_id: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
+    /// Present only when the answer had a hint or a usage header: boxed, so the common
+    /// answer, moved a few times through every layer, is half the size.
+    hints: Option<Box<Hints>>,
+    attempts: u32,
+}
+
+/// The waits an answer asked for, and the usage headers they came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Hints {
     retry_after: Option<Duration>,
     regain_access: Option<Duration>,
     business_use_case_usage: Option<String>,
     app_usage: Option<String>,
-    attempts: u32,
 }
 
 impl ResponseMeta {
@@ -57,13 +65,16 @@ impl ResponseMeta {
             .flatten()
             .filter_map(|h| regain_access(h))
             .max();
-        Self {
-            fbtrace_id: visible(headers, &TRACE_ID),
-            request_id: visible(headers, &REQUEST_ID),
+        let hints = Hints {
             retry_after: text(&RETRY_AFTER).and_then(|v| retry_after(&v, now)),
             regain_access,
             business_use_case_usage,
             app_usage,
+        };
+        Self {
+            fbtrace_id: visible(headers, &TRACE_ID),
+            request_id: visible(headers, &REQUEST_ID),
+            hints: (hints != Hints::default()).then(|| Box::new(hints)),
             attempts: 1,
         }
     }
@@ -80,28 +91,28 @@ impl ResponseMeta {
 
     /// The `Retry-After` header (seconds or HTTP date), clamped to 72 hours.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.hints.as_ref().and_then(|h| h.retry_after)
     }
 
     /// The largest `estimated_time_to_regain_access` (minutes on the wire) in the usage
     /// headers, clamped to 72 hours.
     pub fn regain_access(&self) -> Option<Duration> {
-        self.regain_access
+        self.hints.as_ref().and_then(|h| h.regain_access)
     }
 
     /// The longest wait the server asked for, from either hint.
     pub fn wait_hint(&self) -> Option<Duration> {
-        self.retry_after.max(self.regain_access)
+        self.retry_after().max(self.regain_access())
     }
 
     /// The raw `X-Business-Use-Case-Usage` header.
     pub fn business_use_case_usage(&self) -> Option<&str> {
-        self.business_use_case_usage.as_deref()
+        self.hints.as_ref()?.business_use_case_usage.as_deref()
     }
 
     /// The raw `X-App-Usage` header.
     pub fn app_usage(&self) -> Option<&str> {
-        self.app_usage.as_deref()
+        self.hints.as_ref()?.app_usage.as_deref()
     }
 
     /// How many attempts the call made, retries included.
@@ -167,6 +178,23 @@ pub(crate) fn regain_access(header: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every answer is moved a few times through every layer: the hints most answers do
+    /// not have stay out of line.
+    #[test]
+    fn an_answer_without_hints_is_small_and_has_none() {
+        assert!(std::mem::size_of::<ResponseMeta>() <= 96);
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACE_ID, HeaderValue::from_static("AbC123"));
+        let meta = ResponseMeta::from_headers(&headers, SystemTime::UNIX_EPOCH);
+        assert!(meta.hints.is_none());
+        assert_eq!(meta.fbtrace_id(), Some("AbC123"));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        let meta = ResponseMeta::from_headers(&headers, SystemTime::UNIX_EPOCH);
+        assert_eq!(meta.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(meta.wait_hint(), Some(Duration::from_secs(7)));
+        assert_eq!(meta.app_usage(), None);
+    }
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
