@@ -76,6 +76,7 @@ pub(crate) enum Begin<L> {
     Refuse(Error),
 }
 
+#[cfg(feature = "redis")]
 impl<L> Begin<L> {
     /// The same answer with the lead wrapped.
     pub(crate) fn map_lead<M>(self, f: impl FnOnce(L) -> M) -> Begin<M> {

@@ -93,8 +93,13 @@ where
     /// A sending call that leads at once: its inner future, and the lead that records
     /// the outcome.
     #[inline]
-    pub(crate) fn leading(fut: S::Future, lead: Lead) -> Self {
-        Self::calling(fut, After::Lead(lead))
+    pub(crate) fn leading(inner: &mut S, op: O, lead: Lead) -> Self {
+        Self {
+            state: State::Calling {
+                fut: inner.call(op),
+                after: After::Lead(lead),
+            },
+        }
     }
 
     #[inline]
@@ -231,17 +236,29 @@ where
         loop {
             let next = match state.as_mut().project() {
                 StateProj::Calling { fut, after } => {
-                    let result = ready!(fut.poll(cx));
-                    let write = match std::mem::replace(after, After::Nothing) {
-                        After::Lead(lead) => lead.finish(&result),
-                        After::Verified(store, key) if result.is_ok() => store.verified(&key),
-                        _ => None,
+                    // The answer (~200 bytes) stays where the inner future put it and is
+                    // returned as is unless a write must finish first: every move of it
+                    // is a copy on the path every call takes.
+                    let poll = fut.poll(cx);
+                    let Poll::Ready(result) = &poll else {
+                        return poll;
                     };
-                    match write {
-                        None => return Poll::Ready(result),
-                        Some(fut) => State::Finishing {
-                            fut,
-                            result: Some(result),
+                    let write = match after {
+                        After::Nothing => None,
+                        After::Lead(lead) => lead.finish(result),
+                        After::Verified(store, key) => match result {
+                            Ok(_) => store.verified(key),
+                            Err(_) => None,
+                        },
+                    };
+                    let Some(fut) = write else {
+                        return poll;
+                    };
+                    State::Finishing {
+                        fut,
+                        result: match poll {
+                            Poll::Ready(result) => Some(result),
+                            Poll::Pending => return Poll::Pending,
                         },
                     }
                 }

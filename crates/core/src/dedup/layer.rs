@@ -1,6 +1,5 @@
 //! The dedup layer and service: which calls share a send, and how each one begins.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tower::{Layer, Service};
@@ -95,7 +94,7 @@ where
             }
             DedupRole::SingleFlight | DedupRole::SendCode { .. } => {}
         }
-        let progress = Arc::new(Progress::default());
+        let progress = Progress::fresh();
         if let Some(c) = op.context_mut() {
             c.progress = Some(progress.clone());
         }
@@ -108,7 +107,7 @@ where
             // inner future is moved as few times as possible.
             lead.watch(progress);
             tracing::debug!("dedup: leading");
-            return ResponseFuture::leading(self.inner.call(op), lead);
+            return ResponseFuture::leading(&mut self.inner, op, lead);
         }
         // The inner service is called later, if this call comes to lead.
         let key = Key::of(&op);

@@ -17,6 +17,7 @@ use super::begin::{Begin, Follow, Key, SendCode};
 use super::config::DedupConfig;
 use super::mark::{AlreadySent, Deduplicated};
 use super::outcome::{AsOutcome, Outcome};
+use super::store::Lead;
 use crate::operation::{CodeMethod, NumberHasher, Progress};
 
 /// A number's live code: confirmed by Meta, or possibly sent.
@@ -136,7 +137,9 @@ impl MemoryDedup {
         }
     }
 
-    pub(crate) fn begin(&self, key: Key, send: Option<SendCode>) -> Begin<MemoryLead> {
+    /// What a call for `key` does. The lead is made as the store's own [`Lead`] here, not
+    /// wrapped later: the answer is moved a few times on every call's path.
+    pub(crate) fn begin(&self, key: Key, send: Option<SendCode>) -> Begin<Lead> {
         let s = &*self.state;
         let Some(code) = &send else {
             // Single flight only.
@@ -159,14 +162,14 @@ impl MemoryDedup {
         if let Some(flight) = slot.flight.as_mut() {
             return Begin::Follow(flight.follow());
         }
-        if let Some(w) = &slot.window {
+        // A resend is not answered by the window (and its outcome replaces it): no need
+        // to read the clock for it.
+        if let (Some(w), false) = (&slot.window, code.resend) {
             let now = Instant::now();
             if w.until <= now {
                 slot.window = None;
-            } else if !code.resend {
-                if let Some(answer) = s.window_answer(w, code.method, now) {
-                    return answer;
-                }
+            } else if let Some(answer) = s.window_answer(w, code.method, now) {
+                return answer;
             }
         }
         slot.flight = Some(Flight::default());
@@ -174,14 +177,14 @@ impl MemoryDedup {
         self.lead(key, send)
     }
 
-    fn lead(&self, key: Key, send: Option<SendCode>) -> Begin<MemoryLead> {
-        Begin::Lead(MemoryLead {
+    fn lead(&self, key: Key, send: Option<SendCode>) -> Begin<Lead> {
+        Begin::Lead(Lead::Memory(MemoryLead {
             state: self.state.clone(),
             key,
             send,
             progress: None,
             finished: false,
-        })
+        }))
     }
 
     pub(crate) fn verified(&self, key: &Key) {
@@ -363,8 +366,12 @@ impl MemoryLead {
         self.progress = Some(progress);
     }
 
-    pub(crate) fn finish(mut self, result: &dyn AsOutcome) {
-        self.finished = true;
+    /// Records `result` once; a second call (a future polled after it completed) does
+    /// nothing.
+    pub(crate) fn finish(&mut self, result: &dyn AsOutcome) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         self.state
             .finish(&self.key, self.send.as_ref(), Ended::With(result));
     }
@@ -384,6 +391,9 @@ impl Drop for MemoryLead {
                 self.send.as_ref(),
                 Ended::Cancelled { may_have_sent },
             );
+        }
+        if let Some(p) = self.progress.take() {
+            Progress::recycle(p);
         }
     }
 }

@@ -30,15 +30,17 @@ impl Lead {
     }
 
     /// Records the outcome, and hands it to any follower. Memory: done at once; Redis: the
-    /// returned future writes it.
-    pub(crate) fn finish(self, result: &dyn AsOutcome) -> Option<BoxFuture<()>> {
+    /// returned future writes it. The lead is left spent (dropping it does nothing more),
+    /// and finished in place: the future that holds it returns its inner answer as it
+    /// came, without moving the lead or the answer out first.
+    pub(crate) fn finish(&mut self, result: &dyn AsOutcome) -> Option<BoxFuture<()>> {
         match self {
             Lead::Memory(l) => {
                 l.finish(result);
                 None
             }
             #[cfg(feature = "redis")]
-            Lead::Redis(l) => Some((*l).finish(result.outcome())),
+            Lead::Redis(l) => l.finish(result.outcome()),
         }
     }
 }
@@ -146,7 +148,7 @@ impl DedupStore {
             _ => None,
         };
         match &self.0.inner {
-            Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send).map_lead(Lead::Memory)),
+            Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send)),
             #[cfg(feature = "redis")]
             Inner::Redis(r, fallback) => {
                 let (r, fallback) = (r.clone(), fallback.clone());
@@ -157,9 +159,7 @@ impl DedupStore {
                             "the dedup store (Redis) is unavailable and rate_limit.store.on_store_error = \"deny\"; nothing was sent",
                             std::time::Duration::from_millis(200),
                         )),
-                        Err(super::redis::Unavailable::Local) => {
-                            fallback.begin(key, send).map_lead(Lead::Memory)
-                        }
+                        Err(super::redis::Unavailable::Local) => fallback.begin(key, send),
                     }
                 }))
             }

@@ -65,8 +65,12 @@ impl RedisLead {
         self.progress = Some(progress);
     }
 
-    pub(crate) fn finish(mut self, outcome: Outcome) -> BoxFuture<()> {
-        Box::pin(self.write(outcome))
+    /// The write of `outcome`; `None` if this lead was already finished.
+    pub(crate) fn finish(&mut self, outcome: Outcome) -> Option<BoxFuture<()>> {
+        if self.id.is_empty() {
+            return None;
+        }
+        Some(Box::pin(self.write(outcome)))
     }
 
     /// The script call that records `outcome`; `self` is left spent.
