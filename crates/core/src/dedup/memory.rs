@@ -17,7 +17,6 @@ use super::begin::{Begin, Follow, Key, SendCode};
 use super::config::DedupConfig;
 use super::mark::{AlreadySent, Deduplicated};
 use super::outcome::{AsOutcome, Outcome};
-use super::store::Lead;
 use crate::operation::{CodeMethod, NumberHasher, Progress};
 
 /// A number's live code: confirmed by Meta, or possibly sent.
@@ -137,9 +136,14 @@ impl MemoryDedup {
         }
     }
 
-    /// What a call for `key` does. The lead is made as the store's own [`Lead`] here, not
-    /// wrapped later: the answer is moved a few times on every call's path.
-    pub(crate) fn begin(&self, key: Key, send: Option<SendCode>) -> Begin<Lead> {
+    /// What a call for `key` does. The lead is made as the store's own lead (`wrap`) here,
+    /// not wrapped later: the answer is moved a few times on every call's path.
+    pub(crate) fn begin<L>(
+        &self,
+        key: Key,
+        send: Option<SendCode>,
+        wrap: impl FnOnce(MemoryLead) -> L,
+    ) -> Begin<L> {
         let s = &*self.state;
         let Some(code) = &send else {
             // Single flight only.
@@ -147,7 +151,7 @@ impl MemoryDedup {
                 dashmap::Entry::Occupied(mut f) => Begin::Follow(f.get_mut().follow()),
                 dashmap::Entry::Vacant(v) => {
                     v.insert(Flight::default());
-                    self.lead(key, None)
+                    self.lead(key, None, wrap)
                 }
             };
         };
@@ -174,11 +178,16 @@ impl MemoryDedup {
         }
         slot.flight = Some(Flight::default());
         drop(slot);
-        self.lead(key, send)
+        self.lead(key, send, wrap)
     }
 
-    fn lead(&self, key: Key, send: Option<SendCode>) -> Begin<Lead> {
-        Begin::Lead(Lead::Memory(MemoryLead {
+    fn lead<L>(
+        &self,
+        key: Key,
+        send: Option<SendCode>,
+        wrap: impl FnOnce(MemoryLead) -> L,
+    ) -> Begin<L> {
+        Begin::Lead(wrap(MemoryLead {
             state: self.state.clone(),
             key,
             send,

@@ -148,7 +148,7 @@ impl DedupStore {
             _ => None,
         };
         match &self.0.inner {
-            Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send)),
+            Inner::Memory(m) => BeginFuture::Ready(m.begin(key, send, Lead::Memory)),
             #[cfg(feature = "redis")]
             Inner::Redis(r, fallback) => {
                 let (r, fallback) = (r.clone(), fallback.clone());
@@ -159,7 +159,9 @@ impl DedupStore {
                             "the dedup store (Redis) is unavailable and rate_limit.store.on_store_error = \"deny\"; nothing was sent",
                             std::time::Duration::from_millis(200),
                         )),
-                        Err(super::redis::Unavailable::Local) => fallback.begin(key, send),
+                        Err(super::redis::Unavailable::Local) => {
+                            fallback.begin(key, send, Lead::Memory)
+                        }
                     }
                 }))
             }

@@ -229,10 +229,12 @@ impl Progress {
             return;
         }
         // The last other holder's counts happened before its release of the count: see
-        // them before starting over (what `Arc`'s own drop does before freeing).
+        // them before starting over (what `Arc`'s own drop does before freeing). No one
+        // else can see the counter until this thread hands it out again, so plain stores
+        // do (a sequentially consistent store is a locked exchange on x86).
         std::sync::atomic::fence(Ordering::Acquire);
-        progress.handed.store(0, Ordering::SeqCst);
-        progress.unsent.store(0, Ordering::SeqCst);
+        progress.handed.store(0, Ordering::Relaxed);
+        progress.unsent.store(0, Ordering::Relaxed);
         let _ = SPARE_PROGRESS.try_with(|spare| spare.set(Some(progress)));
     }
 }
