@@ -282,11 +282,12 @@ fn min_of_batches() {
             full - bare
         );
         paired.sort_by(f64::total_cmp);
-        println!(
-            "  dedup's cost, median of {} paired batches: +{:.0}",
-            paired.len(),
-            paired[paired.len() / 2]
-        );
+        if let Some(median) = paired.get(paired.len() / 2) {
+            println!(
+                "  dedup's cost, median of {} paired batches: +{median:.0}",
+                paired.len()
+            );
+        }
         return;
     }
     println!("  bare_graph          {bare:7.0}");

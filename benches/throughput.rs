@@ -418,6 +418,17 @@ async fn peers_vs_bare(full: bool) {
     peers_against(full, &sandbox, "the sandbox").await;
 }
 
+/// The rounds of the store comparisons (memory against Redis, one Redis against a
+/// cluster) and how long each cell runs: three of 3 s in a full run, one short smoke round
+/// otherwise.
+fn store_rounds(full: bool) -> (u32, Duration) {
+    if full {
+        (3, Duration::from_secs(3))
+    } else {
+        (1, Duration::from_millis(200))
+    }
+}
+
 async fn peers_against(full: bool, sandbox: &SandboxProc, what: &str) {
     let peers = peers(&sandbox.base);
     // This VM's throughput moves by up to ±25% from one round to the next: many short
@@ -719,11 +730,7 @@ async fn redis_store(full: bool) {
     cfg.rate_limit.store.kind = StoreKind::Redis;
     cfg.rate_limit.store.url = Some(redis.url.parse().unwrap());
     let shared = Client::from_config(cfg, FAKE_TOKEN.parse().unwrap()).unwrap();
-    let (rounds, time) = if full {
-        (3, Duration::from_secs(3))
-    } else {
-        (1, Duration::from_millis(200))
-    };
+    let (rounds, time) = store_rounds(full);
     println!("\nfull stack at c=64 against the sandbox, memory store vs Redis store:\n");
     println!("| round | memory req/s | redis req/s | redis / memory |");
     println!("|---|---|---|---|");
@@ -803,11 +810,7 @@ async fn cluster_against_one_redis(redis: &RedisProc, full: bool) {
     sharded.urls = cluster.urls().iter().map(|u| u.parse().unwrap()).collect();
     let one = RedisStore::new(single, limits.clone()).unwrap();
     let three = RedisStore::new(sharded, limits).unwrap();
-    let (rounds, time) = if full {
-        (3, Duration::from_secs(3))
-    } else {
-        (1, Duration::from_millis(200))
-    };
+    let (rounds, time) = store_rounds(full);
     println!("\n## Redis Cluster (3 primaries) against one Redis, per-number + global quota, {time:?} per cell\n");
     println!("| round | concurrency | one Redis checks/s | p99 µs | cluster checks/s | p99 µs | cluster / one | fell back |");
     println!("|---|---|---|---|---|---|---|---|");
