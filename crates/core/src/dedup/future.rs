@@ -236,7 +236,7 @@ where
         loop {
             let next = match state.as_mut().project() {
                 StateProj::Calling { fut, after } => {
-                    // The answer (~200 bytes) stays where the inner future put it and is
+                    // The answer (~120 bytes) stays where the inner future put it and is
                     // returned as is unless a write must finish first: every move of it
                     // is a copy on the path every call takes.
                     let poll = fut.poll(cx);
